@@ -1,0 +1,36 @@
+# One command each: `make test` (clone to green tests), `make rehearse` (the offline rehearsal).
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+STACK  ?= dev
+
+.PHONY: install test rehearse rehearse-destroy rehearse-stop verify bench clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.installed
+	@test -x /usr/lib/postgresql/15/bin/initdb || { \
+	  echo "installing PostgreSQL 15 server binaries" >&2; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 >/dev/null; }
+
+test: install
+	$(PY) -m pytest -q
+
+rehearse: install
+	$(PY) -m ops.rehearse --stack $(STACK)
+
+rehearse-destroy: install
+	$(PY) -m ops.rehearse --stack $(STACK) --destroy
+
+rehearse-stop: install
+	$(PY) -m ops.rehearse --stack $(STACK) --stop
+
+bench: install
+	$(PY) -m bench.audit
+
+clean:
+	rm -rf .rehearsal .pytest_cache

@@ -1,0 +1,1 @@
+"""Pulumi ComponentResources for Umami on AWS: database, secrets, service, monitoring."""

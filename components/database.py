@@ -1,0 +1,151 @@
+"""`UmamiDatabase`: the isolated schema and login role inside an existing Aurora PostgreSQL.
+
+The privilege model (README, "Privilege model"):
+
+    role umami_user   LOGIN, no dangerous attributes, no memberships, connection limit,
+                      search_path = schema, statement and idle-in-transaction timeouts
+    schema umami      owned by the admin, so umami_user cannot hand it to anyone
+    grant             USAGE, CREATE on the schema to umami_user (Prisma creates its tables)
+    default privs     FOR ROLE admin IN SCHEMA umami: tables and sequences a DBA creates stay usable
+    extension         pgcrypto in the schema, retained on delete (Umami's first migration needs it)
+
+Deliberately absent: any grant on tables or sequences of the schema (they do not
+exist at deploy time and umami_user owns them later; declaring them causes
+perpetual drift), and anything at all outside the schema.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_postgresql as postgresql
+
+from components.config import DatabaseConfig
+
+TABLE_PRIVILEGES = ["SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER"]
+SEQUENCE_PRIVILEGES = ["USAGE", "SELECT", "UPDATE"]
+
+
+@dataclass(frozen=True)
+class AdminCredentials:
+    """The Aurora master user the provider connects as (not a superuser)."""
+
+    username: pulumi.Input[str]
+    password: pulumi.Input[str]
+
+
+class UmamiDatabase(pulumi.ComponentResource):
+    """The umami schema, role, grants and pgcrypto, through an explicit postgresql provider.
+
+    Args:
+        name: logical name of the component.
+        config: validated database settings (endpoint, schema, role, limits).
+        admin: credentials of the Aurora master user.
+        role_password: the generated password of the umami role (a Pulumi secret).
+        protect: protect the stateful resources (role, schema, extension) from deletion.
+    """
+
+    def __init__(self, name: str, *, config: DatabaseConfig, admin: AdminCredentials,
+                 role_password: pulumi.Input[str], protect: bool,
+                 opts: pulumi.ResourceOptions | None = None):
+        super().__init__("umami:database:UmamiDatabase", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        self.provider = postgresql.Provider(
+            f"{name}-admin",
+            host=config.host,
+            port=config.port,
+            database=config.name,
+            username=admin.username,
+            password=admin.password,
+            sslmode=config.sslmode,
+            superuser=False,  # Aurora's master user is rds_superuser, not a superuser
+            connect_timeout=15,
+            expected_version="15",
+            opts=child,
+        )
+        on_db = pulumi.ResourceOptions(parent=self, provider=self.provider)
+        stateful = pulumi.ResourceOptions.merge(on_db, pulumi.ResourceOptions(protect=protect))
+
+        self.role = postgresql.Role(
+            f"{name}-role",
+            name=config.role,
+            login=True,
+            password=role_password,
+            superuser=False,
+            create_database=False,
+            create_role=False,
+            replication=False,
+            bypass_row_level_security=False,
+            inherit=True,
+            roles=[],
+            connection_limit=config.connection_limit,
+            search_paths=[config.schema],
+            statement_timeout=config.statement_timeout_ms,
+            idle_in_transaction_session_timeout=config.idle_in_transaction_timeout_ms,
+            opts=stateful,
+        )
+
+        self.schema = postgresql.Schema(
+            f"{name}-schema",
+            name=config.schema,
+            database=config.name,
+            owner=admin.username,
+            if_not_exists=True,
+            drop_cascade=config.drop_schema_cascade,
+            opts=stateful,
+        )
+
+        self.schema_grant = postgresql.Grant(
+            f"{name}-schema-usage",
+            database=config.name,
+            role=self.role.name,
+            schema=self.schema.name,
+            object_type="schema",
+            privileges=["USAGE", "CREATE"],
+            with_grant_option=False,
+            opts=on_db,
+        )
+
+        self.table_defaults = postgresql.DefaultPrivileges(
+            f"{name}-default-tables",
+            database=config.name,
+            owner=admin.username,
+            role=self.role.name,
+            schema=self.schema.name,
+            object_type="table",
+            privileges=TABLE_PRIVILEGES,
+            with_grant_option=False,
+            opts=on_db,
+        )
+
+        self.sequence_defaults = postgresql.DefaultPrivileges(
+            f"{name}-default-sequences",
+            database=config.name,
+            owner=admin.username,
+            role=self.role.name,
+            schema=self.schema.name,
+            object_type="sequence",
+            privileges=SEQUENCE_PRIVILEGES,
+            with_grant_option=False,
+            opts=on_db,
+        )
+
+        # Umami's first migration runs CREATE EXTENSION IF NOT EXISTS "pgcrypto", which the
+        # role could not do itself. Retained on delete: another app may have come to use it.
+        self.pgcrypto = postgresql.Extension(
+            f"{name}-pgcrypto",
+            name="pgcrypto",
+            database=config.name,
+            schema=self.schema.name,
+            opts=pulumi.ResourceOptions.merge(stateful, pulumi.ResourceOptions(retain_on_delete=True)),
+        )
+
+        self.role_name = self.role.name
+        self.schema_name = self.schema.name
+        self.register_outputs({
+            "roleName": self.role.name,
+            "schemaName": self.schema.name,
+            "extension": self.pgcrypto.name,
+        })

@@ -1,0 +1,94 @@
+"""Database connections for ops: gentle, labelled, and never leaking a password."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg import conninfo as pg_conninfo
+
+from ops.errors import OpsError
+
+APPLICATION_NAME = "umami-ops"
+DEFAULT_STATEMENT_TIMEOUT_MS = 15_000
+DEFAULT_LOCK_TIMEOUT_MS = 2_000
+
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)([^@\s]*)(@)")
+_KV_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """Mask passwords in DSNs (URL or key=value form) anywhere in `text`."""
+    text = _URL_PASSWORD.sub(r"\1***\3", text)
+    return _KV_PASSWORD.sub(r"\1***", text)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where and as whom to connect. `password` may be None (libpq then uses PGPASSFILE)."""
+
+    host: str
+    port: int
+    dbname: str
+    user: str
+    password: str | None = None
+    sslmode: str = "prefer"
+
+    def conninfo(self, **extra) -> str:
+        params = dict(host=self.host, port=self.port, dbname=self.dbname, user=self.user,
+                      sslmode=self.sslmode, connect_timeout=10, application_name=APPLICATION_NAME)
+        if self.password is not None:
+            params["password"] = self.password
+        params.update(extra)
+        return pg_conninfo.make_conninfo(**params)
+
+    def describe(self) -> str:
+        return f"{self.user}@{self.host}:{self.port}/{self.dbname}"
+
+
+def target_from_dsn(dsn: str) -> Target:
+    """Parse a libpq DSN (URL or key=value) into a Target; errors never echo the password."""
+    try:
+        params = pg_conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError as exc:
+        raise OpsError(f"invalid DSN {redact(dsn)!r}: {redact(str(exc)).splitlines()[0]}") from None
+    missing = [key for key in ("host", "user") if not params.get(key)]
+    if missing:
+        raise OpsError(f"DSN {redact(dsn)!r} lacks {', '.join(missing)}")
+    try:
+        port = int(params.get("port") or 5432)
+    except ValueError:
+        raise OpsError(f"DSN {redact(dsn)!r} has a non-numeric port") from None
+    return Target(
+        host=params["host"], port=port, dbname=params.get("dbname") or params["user"],
+        user=params["user"], password=params.get("password"),
+        sslmode=params.get("sslmode") or "prefer",
+    )
+
+
+def connect(target: Target, *, read_only: bool = True,
+            statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS,
+            lock_timeout_ms: int = DEFAULT_LOCK_TIMEOUT_MS) -> psycopg.Connection:
+    """Open a connection with timeouts set; read-only transactions unless asked otherwise.
+
+    Failures become an OpsError naming the target (never its password).
+    """
+    options = f"-c statement_timeout={statement_timeout_ms} -c lock_timeout={lock_timeout_ms}"
+    if read_only:
+        options += " -c default_transaction_read_only=on"
+    try:
+        return psycopg.connect(target.conninfo(options=options))
+    except psycopg.OperationalError as exc:
+        reason = redact(str(exc)).strip().splitlines()
+        raise OpsError(f"cannot connect to {target.describe()}: {reason[-1] if reason else 'unknown error'}") from None
+
+
+def redact_url(url: str) -> str:
+    """A DATABASE_URL with its password replaced by ***."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))

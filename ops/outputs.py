@@ -1,0 +1,119 @@
+"""The stack outputs: the contract between the Pulumi program and ops.
+
+They come from `pulumi stack output --json --stack NAME` or from a JSON file of
+the same shape (the rehearsal writes one). See README, "Stack outputs".
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ops.errors import OpsError
+
+CONTRACT_VERSION = 1
+REQUIRED_KEYS = ("contractVersion", "dbHost", "dbPort", "dbName", "dbSchema", "dbRole", "dbSecretArn")
+
+
+@dataclass(frozen=True)
+class StackOutputs:
+    """Typed view of the outputs; `raw` keeps every key for optional parts (service, metrics)."""
+
+    contract_version: int
+    db_host: str
+    db_port: int
+    db_name: str
+    db_schema: str
+    db_role: str
+    db_secret_arn: str
+    db_secret_name: str | None = None
+    db_admin_role: str | None = None
+    db_sslmode: str = "require"
+    admin_secret_arn: str | None = None
+    app_secret_arn: str | None = None
+    application_roles: tuple[str, ...] = ()
+    umami_version: str | None = None
+    rehearsal: bool = False
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.raw.get(key, default)
+
+
+def parse_outputs(data: Any, source: str) -> StackOutputs:
+    if not isinstance(data, dict):
+        raise OpsError(f"{source}: stack outputs must be a JSON object")
+    missing = [key for key in REQUIRED_KEYS if key not in data]
+    if missing:
+        raise OpsError(f"{source}: missing output(s) {', '.join(missing)} (is this an Umami stack?)")
+    version = data["contractVersion"]
+    if version != CONTRACT_VERSION:
+        raise OpsError(f"{source}: contractVersion={version!r}, this ops package reads version {CONTRACT_VERSION}")
+    for key in REQUIRED_KEYS[1:]:
+        if data[key] == "[secret]":
+            raise OpsError(f"{source}: output {key} is a secret; it must be exported in plain text")
+    try:
+        port = int(data["dbPort"])
+    except (TypeError, ValueError):
+        raise OpsError(f"{source}: dbPort={data['dbPort']!r} is not a port number") from None
+    roles = data.get("applicationRoles") or []
+    if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+        raise OpsError(f"{source}: applicationRoles must be a list of role names")
+    return StackOutputs(
+        contract_version=version,
+        db_host=str(data["dbHost"]),
+        db_port=port,
+        db_name=str(data["dbName"]),
+        db_schema=str(data["dbSchema"]),
+        db_role=str(data["dbRole"]),
+        db_secret_arn=str(data["dbSecretArn"]),
+        db_secret_name=data.get("dbSecretName"),
+        db_admin_role=data.get("dbAdminRole"),
+        db_sslmode=data.get("dbSslMode") or "require",
+        admin_secret_arn=data.get("adminSecretArn") or None,
+        app_secret_arn=data.get("appSecretArn"),
+        application_roles=tuple(roles),
+        umami_version=data.get("umamiVersion"),
+        rehearsal=bool(data.get("rehearsal", False)),
+        raw=dict(data),
+    )
+
+
+def load_outputs_file(path: str | Path) -> StackOutputs:
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise OpsError(f"cannot read outputs file {path}: {exc.strerror}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise OpsError(f"outputs file {path} is not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    return parse_outputs(data, str(path))
+
+
+def load_stack_outputs(stack: str) -> StackOutputs:
+    if shutil.which("pulumi") is None:
+        raise OpsError("the pulumi CLI is not installed; pass --outputs FILE (pulumi stack output --json > FILE)")
+    result = subprocess.run(
+        ["pulumi", "stack", "output", "--json", "--stack", stack],
+        capture_output=True, text=True, timeout=120,
+    )
+    if result.returncode != 0:
+        lines = result.stderr.strip().splitlines() or ["unknown error"]
+        raise OpsError(f"pulumi stack output --stack {stack} failed: {lines[-1]}")
+    try:
+        data = json.loads(result.stdout)
+    except json.JSONDecodeError:
+        raise OpsError(f"pulumi stack output --stack {stack} did not print JSON") from None
+    return parse_outputs(data, f"stack {stack}")
+
+
+def load(stack: str | None, outputs_file: str | None) -> StackOutputs:
+    """Outputs from exactly one of --stack / --outputs."""
+    if bool(stack) == bool(outputs_file):
+        raise OpsError("pass exactly one of --stack NAME or --outputs FILE")
+    return load_outputs_file(outputs_file) if outputs_file else load_stack_outputs(stack)

@@ -1,0 +1,232 @@
+"""A throwaway local PostgreSQL 15 cluster shaped like Aurora.
+
+Aurora's master user is not a superuser: it has CREATEROLE and CREATEDB and is a
+member of `rds_superuser`, while the real superuser `rdsadmin` belongs to AWS.
+`LocalCluster` reproduces that: `rdsadmin` is the bootstrap superuser (used
+only to build the fixture), `postgres` is the Aurora-like admin, and every TCP
+login uses scram-sha-256 with a real password.
+
+When running as root, the server runs as the `postgres` OS user, because
+PostgreSQL refuses to run as root.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from ops.errors import OpsError
+
+PG_BIN_CANDIDATES = ("/usr/lib/postgresql/15/bin",)
+SUPERUSER = "rdsadmin"
+ADMIN = "postgres"
+APP_DATABASE = "appdb"
+APP_SCHEMA = "app"
+APP_ROLE = "app_user"
+
+
+def find_pg_bin() -> Path:
+    """The directory holding PostgreSQL 15's initdb and pg_ctl."""
+    override = os.environ.get("PG_BIN")
+    for candidate in ([override] if override else []) + list(PG_BIN_CANDIDATES):
+        if Path(candidate, "initdb").exists():
+            return Path(candidate)
+    raise OpsError(
+        "PostgreSQL 15 server binaries not found in /usr/lib/postgresql/15/bin "
+        "(install postgresql-15 or set PG_BIN)"
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Credentials:
+    user: str
+    password: str
+
+
+class LocalCluster:
+    """A PostgreSQL 15 cluster in `base_dir`, listening on 127.0.0.1 only."""
+
+    def __init__(self, base_dir: Path, port: int | None = None):
+        self.base_dir = Path(base_dir)
+        self.data_dir = self.base_dir / "pgdata"
+        self.socket_dir = self.base_dir / "sock"
+        self.port = port or free_port()
+        self.bin = find_pg_bin()
+        self._os_user = "postgres" if os.geteuid() == 0 else None
+
+    # -- lifecycle -------------------------------------------------------
+    def initialized(self) -> bool:
+        return (self.data_dir / "PG_VERSION").exists()
+
+    def init(self, superuser_password: str) -> None:
+        self.base_dir.mkdir(parents=True, exist_ok=True)
+        self.socket_dir.mkdir(exist_ok=True)
+        pwfile = self.base_dir / "initdb.pw"
+        pwfile.write_text(superuser_password + "\n")
+        self._hand_to_server_user(self.base_dir, pwfile, self.socket_dir)
+        try:
+            self._run(
+                "initdb", "-D", str(self.data_dir), "-U", SUPERUSER,
+                "--pwfile", str(pwfile), "--auth=scram-sha-256",
+                "--encoding=UTF8", "--locale=C", "--no-sync",
+            )
+        finally:
+            pwfile.unlink()
+        (self.data_dir / "pg_hba.conf").write_text(
+            "local all all scram-sha-256\n"
+            "host all all 127.0.0.1/32 scram-sha-256\n"
+        )
+        with open(self.data_dir / "postgresql.conf", "a") as conf:
+            conf.write(
+                "\nlisten_addresses = '127.0.0.1'\n"
+                f"unix_socket_directories = '{self.socket_dir}'\n"
+                "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
+                "max_connections = 100\nshared_buffers = 32MB\n"
+                "password_encryption = 'scram-sha-256'\n"
+            )
+
+    def start(self) -> None:
+        if self.is_running():
+            return
+        self.socket_dir.mkdir(exist_ok=True)
+        self._hand_to_server_user(self.socket_dir)
+        self._run(
+            "pg_ctl", "-D", str(self.data_dir), "-l", str(self.base_dir / "server.log"),
+            "-o", f"-p {self.port} -k {self.socket_dir}", "-w", "-t", "30", "start",
+        )
+
+    def stop(self) -> None:
+        if self.is_running():
+            self._run("pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "stop")
+
+    def destroy(self) -> None:
+        self.stop()
+        shutil.rmtree(self.base_dir, ignore_errors=True)
+
+    def is_running(self) -> bool:
+        pidfile = self.data_dir / "postmaster.pid"
+        if not pidfile.exists():
+            return False
+        try:
+            os.kill(int(pidfile.read_text().split()[0]), 0)
+        except (ProcessLookupError, ValueError):
+            return False
+        except PermissionError:
+            return True
+        return True
+
+    # -- connections -----------------------------------------------------
+    def conninfo(self, user: str, password: str, dbname: str = "postgres") -> str:
+        return psycopg.conninfo.make_conninfo(
+            host="127.0.0.1", port=self.port, user=user, password=password,
+            dbname=dbname, sslmode="disable", connect_timeout=10,
+        )
+
+    def connect(self, user: str, password: str, dbname: str = "postgres", **kw) -> psycopg.Connection:
+        return psycopg.connect(self.conninfo(user, password, dbname), **kw)
+
+    # -- helpers ---------------------------------------------------------
+    def _run(self, tool: str, *args: str) -> None:
+        cmd = [str(self.bin / tool), *args]
+        preexec = None
+        if self._os_user:
+            entry = pwd.getpwnam(self._os_user)
+
+            def preexec() -> None:  # drop to the postgres OS user
+                os.setgid(entry.pw_gid)
+                os.setuid(entry.pw_uid)
+
+        result = subprocess.run(
+            cmd, capture_output=True, text=True, preexec_fn=preexec, cwd="/",
+            env={**os.environ, "LC_ALL": "C"},
+        )
+        if result.returncode != 0:
+            detail = (result.stderr or result.stdout).strip().splitlines()
+            raise OpsError(f"{tool} failed: {detail[-1] if detail else 'exit ' + str(result.returncode)}")
+
+    def _hand_to_server_user(self, *paths: Path) -> None:
+        if not self._os_user:
+            return
+        entry = pwd.getpwnam(self._os_user)
+        for path in paths:
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+        # The server user must be able to reach base_dir through its parents.
+        for parent in self.base_dir.resolve().parents:
+            mode = parent.stat().st_mode
+            if not mode & 0o001:
+                os.chmod(parent, mode | 0o001)
+        os.chmod(self.base_dir, 0o700)
+
+
+def new_password() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def bootstrap_aurora_like(cluster: LocalCluster, superuser_password: str) -> tuple[Credentials, Credentials]:
+    """Create the Aurora-like admin and a small application with data.
+
+    Returns the admin's and the application role's credentials. The
+    application lives in database `appdb`: schema `app` with tables, a view,
+    a sequence and rows, owned by `app_user`, plus a table in `public`.
+    """
+    admin = Credentials(ADMIN, new_password())
+    app = Credentials(APP_ROLE, new_password())
+    with cluster.connect(SUPERUSER, superuser_password, autocommit=True) as conn:
+        conn.execute("CREATE ROLE rds_superuser NOLOGIN")
+        conn.execute(
+            sql.SQL(
+                "CREATE ROLE {} LOGIN PASSWORD {} NOSUPERUSER CREATEROLE CREATEDB "
+                "IN ROLE rds_superuser"
+            ).format(sql.Identifier(admin.user), sql.Literal(admin.password))
+        )
+        conn.execute(
+            sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                sql.Identifier(app.user), sql.Literal(app.password)
+            )
+        )
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                sql.Identifier(APP_DATABASE), sql.Identifier(admin.user)
+            )
+        )
+    with cluster.connect(admin.user, admin.password, APP_DATABASE, autocommit=True) as conn:
+        # Like most RDS databases, public is owned by the admin (PG15 default: pg_database_owner).
+        conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(app.user), sql.Identifier(admin.user)))
+        conn.execute(
+            sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(
+                sql.Identifier(APP_SCHEMA), sql.Identifier(app.user)
+            )
+        )
+        conn.execute(sql.SQL("GRANT CREATE, USAGE ON SCHEMA public TO {}").format(sql.Identifier(app.user)))
+        conn.execute(sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(app.user), sql.Identifier(admin.user)))
+    with cluster.connect(app.user, app.password, APP_DATABASE, autocommit=True) as conn:
+        conn.execute(APP_FIXTURE_SQL)
+    return admin, app
+
+
+APP_FIXTURE_SQL = """
+CREATE TABLE app.customers (id bigserial PRIMARY KEY, email text NOT NULL, created_at timestamptz DEFAULT now());
+CREATE TABLE app.orders (id bigserial PRIMARY KEY, customer_id bigint REFERENCES app.customers(id), total numeric(10,2));
+CREATE VIEW app.order_totals AS SELECT customer_id, sum(total) AS total FROM app.orders GROUP BY customer_id;
+CREATE SEQUENCE app.invoice_numbers;
+INSERT INTO app.customers (email) SELECT 'user' || g || '@example.com' FROM generate_series(1, 50) g;
+INSERT INTO app.orders (customer_id, total) SELECT 1 + g % 50, g * 1.5 FROM generate_series(1, 200) g;
+CREATE TABLE public.settings (key text PRIMARY KEY, value text);
+INSERT INTO public.settings VALUES ('theme', 'dark'), ('plan', 'pro');
+"""

@@ -1,0 +1,229 @@
+"""Run the unchanged Pulumi program under Pulumi's mocks and record every resource.
+
+This is the engine behind the rehearsal (`ops.rehearse`), the offline plan
+(`ops.preview plan`) and the structural unit tests. A `Handler` decides what
+each resource "becomes" (its id and output state) and answers data-source
+calls; the monitor records what the program declared, including options the
+stock mocks do not expose (parent, protect, retainOnDelete, dependencies) and
+which inputs were secret.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import runpy
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from google.protobuf import empty_pb2, json_format
+from pulumi.runtime import mocks, rpc, settings
+from pulumi.runtime.proto import resource_pb2
+from pulumi.runtime.stack import run_in_stack
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SECRET_SIG = rpc._special_sig_key  # "4dabf18193072939515e22adb298388d"
+SECRET_VALUE = rpc._special_secret_sig
+MASK = "[secret]"
+
+
+@dataclass
+class Resource:
+    """One declared resource, as the engine would see it."""
+
+    urn: str
+    type: str
+    name: str
+    parent: str
+    custom: bool
+    protect: bool
+    retain_on_delete: bool
+    dependencies: list[str]
+    provider: str
+    inputs: dict[str, Any]
+    secret_inputs: set[str]
+    id: str = ""
+    state: dict[str, Any] = field(default_factory=dict)
+
+    def masked_inputs(self) -> dict[str, Any]:
+        """Inputs with every secret value (top-level key) replaced by [secret]."""
+        return {k: (MASK if k in self.secret_inputs else v) for k, v in self.inputs.items()}
+
+
+class Handler:
+    """Decides the id and state of each resource and answers invokes. Override per use."""
+
+    def new_resource(self, resource: Resource) -> tuple[str, dict[str, Any]]:
+        return f"{resource.name}-id", dict(resource.inputs)
+
+    def call(self, token: str, args: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError(f"data source {token} is not available offline")
+
+
+def _find_secret_keys(struct) -> set[str]:
+    """Top-level input keys whose value is (or contains) a Pulumi secret."""
+    data = json_format.MessageToDict(struct)
+
+    def contains_secret(value: Any) -> bool:
+        if isinstance(value, dict):
+            if value.get(SECRET_SIG) == SECRET_VALUE:
+                return True
+            return any(contains_secret(v) for v in value.values())
+        if isinstance(value, list):
+            return any(contains_secret(v) for v in value)
+        return False
+
+    return {key for key, value in data.items() if contains_secret(value)}
+
+
+def _integral_floats(value: Any) -> Any:
+    """Protobuf carries every number as a double; give whole numbers back as int."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _integral_floats(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_integral_floats(v) for v in value]
+    return value
+
+
+class RecordingMonitor(mocks.MockMonitor):
+    def __init__(self, handler: Handler):
+        super().__init__(_HandlerMocks(handler))
+        self.handler = handler
+        self.recorded: dict[str, Resource] = {}
+        self.order: list[str] = []
+        self.stack_outputs: dict[str, Any] = {}
+        self.secret_outputs: set[str] = set()
+        self._lock = threading.Lock()
+
+    def RegisterResource(self, request):  # noqa: N802 (gRPC naming)
+        if request.type == "pulumi:pulumi:Stack":
+            return super().RegisterResource(request)
+        mocks._ensure_event_loop()
+        urn = self.make_urn(request.parent, request.type, request.name)
+        resource = Resource(
+            urn=urn,
+            type=request.type,
+            name=request.name,
+            parent=request.parent,
+            custom=bool(request.custom),
+            protect=bool(request.protect),
+            retain_on_delete=bool(request.retainOnDelete),
+            dependencies=sorted(request.dependencies),
+            provider=request.provider,
+            inputs=_integral_floats(rpc.deserialize_properties(request.object)),
+            secret_inputs=_find_secret_keys(request.object),
+        )
+        # The SDK registers resources from worker threads; the handler sees one at a time,
+        # always after everything the resource depends on (the SDK awaits its inputs).
+        with self._lock:
+            self.recorded[urn] = resource
+            self.order.append(urn)
+            resource.id, resource.state = self.handler.new_resource(resource)
+        obj = mocks._sync_await(rpc.serialize_properties(resource.state, {}))
+        self.resources[urn] = mocks.MockMonitor.ResourceRegistration(urn, resource.id, resource.state)
+        return resource_pb2.RegisterResourceResponse(urn=urn, id=resource.id, object=obj)
+
+    def RegisterResourceOutputs(self, request):  # noqa: N802
+        mocks._ensure_event_loop()
+        if "::pulumi:pulumi:Stack::" in request.urn:
+            self.secret_outputs = _find_secret_keys(request.outputs)
+            self.stack_outputs = _integral_floats(rpc.deserialize_properties(request.outputs))
+        return super().RegisterResourceOutputs(request)
+
+
+class _HandlerMocks(pulumi.runtime.Mocks):
+    def __init__(self, handler: Handler):
+        self.handler = handler
+
+    def new_resource(self, args):  # only used for ReadResource
+        return f"{args.name}-id", dict(args.inputs)
+
+    def call(self, args):
+        return self.handler.call(args.token, args.args)
+
+
+@dataclass
+class ProgramRun:
+    resources: list[Resource]
+    outputs: dict[str, Any]
+    secret_outputs: set[str]
+
+    def by_type(self, type_token: str) -> list[Resource]:
+        return [r for r in self.resources if r.type == type_token]
+
+    def one(self, type_token: str) -> Resource:
+        found = self.by_type(type_token)
+        if len(found) != 1:
+            raise AssertionError(f"expected one {type_token}, found {len(found)}")
+        return found[0]
+
+    def outputs_json(self) -> dict[str, Any]:
+        """The outputs as `pulumi stack output --json` prints them (secrets masked)."""
+        return {k: (MASK if k in self.secret_outputs else v) for k, v in sorted(self.outputs.items())}
+
+
+def read_stack_config(stack: str, project_dir: Path = PROJECT_ROOT) -> dict[str, Any]:
+    """The `config:` block of Pulumi.<stack>.yaml, keys fully qualified."""
+    path = project_dir / f"Pulumi.{stack}.yaml"
+    if not path.exists():
+        from ops.errors import OpsError
+        raise OpsError(f"no stack file {path.name} in {project_dir}")
+    project = yaml.safe_load((project_dir / "Pulumi.yaml").read_text())["name"]
+    config = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
+    return {(key if ":" in key else f"{project}:{key}"): value for key, value in config.items()}
+
+
+def encode_config(config: dict[str, Any]) -> dict[str, str]:
+    """Pulumi hands config to programs as strings, JSON for lists and maps."""
+    encoded = {}
+    for key, value in config.items():
+        if isinstance(value, str):
+            encoded[key] = value
+        elif isinstance(value, bool):
+            encoded[key] = "true" if value else "false"
+        else:
+            encoded[key] = json.dumps(value)
+    return encoded
+
+
+_RUN_LOCK = threading.Lock()
+
+
+def run_program(handler: Handler, *, stack: str, config: dict[str, Any],
+                secret_keys: tuple[str, ...] = (), project_dir: Path = PROJECT_ROOT,
+                preview: bool = False) -> ProgramRun:
+    """Run `__main__.py` of `project_dir` with `config`; return what it declared and exported.
+
+    Exceptions raised by the program (e.g. ConfigError) propagate unchanged.
+    """
+    project = yaml.safe_load((project_dir / "Pulumi.yaml").read_text())["name"]
+    with _RUN_LOCK:
+        monitor = RecordingMonitor(handler)
+        pulumi.runtime.set_all_config(encode_config(config), list(secret_keys))
+        features = set(monitor.GetDeploymentInfo(empty_pb2.Empty()).supportedFeatures)
+        settings.configure(mocks.MockSettings(
+            monitor=monitor, monitor_features=features, engine=mocks.MockEngine(None),
+            project=project, stack=stack, dry_run=preview, organization="organization", callbacks=None,
+        ))
+        settings.set_root_resource(None)  # run_in_stack creates the root Stack
+        if str(project_dir) not in sys.path:
+            sys.path.insert(0, str(project_dir))
+        main = str(project_dir / "__main__.py")
+        loop = asyncio.new_event_loop()
+        try:
+            asyncio.set_event_loop(loop)
+            loop.run_until_complete(run_in_stack(lambda: runpy.run_path(main, run_name="__main__")))
+        finally:
+            loop.close()
+            asyncio.set_event_loop(None)
+            settings.set_root_resource(None)
+        resources = [monitor.recorded[urn] for urn in monitor.order]
+        return ProgramRun(resources=resources, outputs=dict(monitor.stack_outputs),
+                          secret_outputs=set(monitor.secret_outputs))

@@ -1,0 +1,88 @@
+"""Shared fixtures: a real PostgreSQL 15 cluster shaped like Aurora.
+
+One cluster is started per test session; `aurora` resets it to a clean
+Aurora-like state (admin `postgres` without superuser, an application schema
+with data and its role) before each test that asks for it.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from ops import pgcluster  # noqa: E402
+from ops.pgcluster import Credentials, LocalCluster  # noqa: E402
+
+
+@dataclass
+class AuroraLike:
+    """A clean Aurora-like database: where it is and who can log in."""
+
+    cluster: LocalCluster
+    superuser: Credentials
+    admin: Credentials
+    app: Credentials
+    dbname: str = pgcluster.APP_DATABASE
+
+    @property
+    def port(self) -> int:
+        return self.cluster.port
+
+    def admin_dsn(self) -> str:
+        return self.cluster.conninfo(self.admin.user, self.admin.password, self.dbname)
+
+    def connect_as(self, creds: Credentials, **kw) -> psycopg.Connection:
+        return self.cluster.connect(creds.user, creds.password, self.dbname, **kw)
+
+    def superuser_conn(self, dbname: str | None = None) -> psycopg.Connection:
+        return self.cluster.connect(self.superuser.user, self.superuser.password,
+                                    dbname or self.dbname, autocommit=True)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster(tmp_path_factory):
+    base = tmp_path_factory.mktemp("pg") / "cluster"
+    cluster = LocalCluster(base)
+    password = pgcluster.new_password()
+    cluster.init(password)
+    cluster.start()
+    cluster.superuser_password = password
+    yield cluster
+    cluster.stop()
+
+
+def reset_cluster(cluster: LocalCluster) -> None:
+    """Drop every database and role a test may have created."""
+    with cluster.connect(pgcluster.SUPERUSER, cluster.superuser_password, autocommit=True) as conn:
+        for (name,) in conn.execute(
+            "SELECT datname FROM pg_database WHERE NOT datistemplate AND datname <> 'postgres'"
+        ).fetchall():
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+        roles = [r for (r,) in conn.execute(
+            "SELECT rolname FROM pg_roles WHERE rolname !~ '^pg_' AND rolname <> %s", (pgcluster.SUPERUSER,)
+        ).fetchall()]
+        for role in roles:
+            conn.execute(sql.SQL("DROP OWNED BY {} CASCADE").format(sql.Identifier(role)))
+        for role in roles:
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+@pytest.fixture
+def aurora(pg_cluster) -> AuroraLike:
+    reset_cluster(pg_cluster)
+    admin, app = pgcluster.bootstrap_aurora_like(pg_cluster, pg_cluster.superuser_password)
+    return AuroraLike(
+        cluster=pg_cluster,
+        superuser=Credentials(pgcluster.SUPERUSER, pg_cluster.superuser_password),
+        admin=admin,
+        app=app,
+    )
