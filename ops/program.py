@@ -11,6 +11,7 @@ which inputs were secret.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import runpy
 import sys
@@ -81,14 +82,17 @@ def _find_secret_keys(struct) -> set[str]:
     return {key for key, value in data.items() if contains_secret(value)}
 
 
-def _integral_floats(value: Any) -> Any:
-    """Protobuf carries every number as a double; give whole numbers back as int."""
+def _plain(value: Any) -> Any:
+    """Values as a program author sees them: whole numbers as int (protobuf carries doubles)
+    and secrets unwrapped (provider inputs keep their secret envelope)."""
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, dict):
-        return {k: _integral_floats(v) for k, v in value.items()}
+        if value.get(SECRET_SIG) == SECRET_VALUE:
+            return _plain(value.get("value"))
+        return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_integral_floats(v) for v in value]
+        return [_plain(v) for v in value]
     return value
 
 
@@ -117,7 +121,7 @@ class RecordingMonitor(mocks.MockMonitor):
             retain_on_delete=bool(request.retainOnDelete),
             dependencies=sorted(request.dependencies),
             provider=request.provider,
-            inputs=_integral_floats(rpc.deserialize_properties(request.object)),
+            inputs=_plain(rpc.deserialize_properties(request.object)),
             secret_inputs=_find_secret_keys(request.object),
         )
         # The SDK registers resources from worker threads; the handler sees one at a time,
@@ -134,7 +138,7 @@ class RecordingMonitor(mocks.MockMonitor):
         mocks._ensure_event_loop()
         if "::pulumi:pulumi:Stack::" in request.urn:
             self.secret_outputs = _find_secret_keys(request.outputs)
-            self.stack_outputs = _integral_floats(rpc.deserialize_properties(request.outputs))
+            self.stack_outputs = _plain(rpc.deserialize_properties(request.outputs))
         return super().RegisterResourceOutputs(request)
 
 
@@ -224,6 +228,8 @@ def run_program(handler: Handler, *, stack: str, config: dict[str, Any],
             loop.close()
             asyncio.set_event_loop(None)
             settings.set_root_resource(None)
+            # The mocks give each worker thread an event loop; collect them now, not at exit.
+            gc.collect()
         resources = [monitor.recorded[urn] for urn in monitor.order]
         return ProgramRun(resources=resources, outputs=dict(monitor.stack_outputs),
                           secret_outputs=set(monitor.secret_outputs))

@@ -86,3 +86,33 @@ def aurora(pg_cluster) -> AuroraLike:
         admin=admin,
         app=app,
     )
+
+
+@dataclass
+class Rehearsed:
+    """A clean database after `python -m ops.rehearse --stack dev --dsn <admin>`."""
+
+    aurora: AuroraLike
+    result: object  # ops.rehearse.Rehearsal
+    outputs: dict
+    outputs_file: Path
+    umami: Credentials
+    pgpass: Path
+
+
+def rehearse_into(aurora: AuroraLike, state_root: Path, overrides: dict[str, str] | None = None) -> Rehearsed:
+    """Rehearse the dev stack into `aurora` with optional config overrides."""
+    from ops.rehearse import rehearse
+
+    result = rehearse("dev", dsn=aurora.admin_dsn(), state_root=state_root, overrides=overrides)
+    assert result.ok, [f"{c.label}: {c.detail}" for c in result.changes if c.action == "failed"]
+    role = result.run.one("postgresql:index/role:Role").inputs
+    return Rehearsed(
+        aurora=aurora, result=result, outputs=result.outputs, outputs_file=result.outputs_path,
+        umami=Credentials(role["name"], role["password"]), pgpass=result.base / "pgpass",
+    )
+
+
+@pytest.fixture
+def rehearsed(aurora, tmp_path) -> Rehearsed:
+    return rehearse_into(aurora, tmp_path / "rehearsal")
