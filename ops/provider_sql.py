@@ -196,10 +196,14 @@ class PostgresApplier:
             current_members: set[str] = set()
         else:
             oid, connlimit, *flags = rows[0]
-            wanted = [bool(inputs.get(key, default)) for key, _, _, _, default in ROLE_ATTRIBUTES]
-            if flags != wanted or connlimit != int(inputs.get("connectionLimit", -1)):
+            # Only what differs: a non-superuser may not even restate NOSUPERUSER.
+            wanted = self.role_clauses(inputs)
+            current = self.role_clauses({"connectionLimit": connlimit,
+                                         **{key: flag for (key, *_), flag in zip(ROLE_ATTRIBUTES, flags)}})
+            differing = [clause for clause, now in zip(wanted, current) if clause != now]
+            if differing:
                 statements.append((sql.SQL("ALTER ROLE {} WITH {}").format(
-                    ident(name), sql.SQL(" ").join(self.role_clauses(inputs))), None))
+                    ident(name), sql.SQL(" ").join(differing)), None))
             if password and not self.password_works(name, password):
                 alter = sql.SQL("ALTER ROLE {} WITH PASSWORD {}")
                 statements.append((alter.format(ident(name), sql.Literal(password)),

@@ -1,0 +1,138 @@
+"""The rehearsal itself: idempotence, destroy safety, the throwaway cluster and the CLI."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from ops.rehearse import destroy, main, rehearse
+from tests.conftest import ROOT, rehearse_into
+from tests.umami_like import run_umami_like_migrations
+
+UNPROTECTED = {"umami:protectStatefulResources": "false"}
+
+
+def app_snapshot(aurora):
+    """Everything outside umami that destroy must leave alone."""
+    with aurora.superuser_conn() as conn:
+        return {
+            "customers": conn.execute("SELECT count(*), sum(length(email)) FROM app.customers").fetchone(),
+            "settings": conn.execute("SELECT * FROM public.settings ORDER BY key").fetchall(),
+            "roles": conn.execute("SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname IN ('app_user', 'postgres') ORDER BY 1").fetchall(),
+            "extensions": conn.execute("SELECT extname, extnamespace::regnamespace::text FROM pg_extension ORDER BY 1").fetchall(),
+            "public_acl": conn.execute("SELECT nspacl::text FROM pg_namespace WHERE nspname = 'public'").fetchone(),
+            "app_acl": conn.execute("SELECT relname, relacl::text FROM pg_class WHERE relnamespace = 'app'::regnamespace ORDER BY 1").fetchall(),
+        }
+
+
+def test_second_rehearsal_changes_nothing(aurora, tmp_path):
+    first = rehearse_into(aurora, tmp_path)
+    assert {c.action for c in first.result.changes} == {"create"}
+    second = rehearse_into(aurora, tmp_path)
+    assert [(c.label, c.action) for c in second.result.changes if c.action != "same"] == []
+    assert len(second.result.changes) == 6
+    assert second.umami.password == first.umami.password
+
+
+def test_rehearsal_repairs_drift(aurora, tmp_path):
+    rehearse_into(aurora, tmp_path)
+    with aurora.superuser_conn() as conn:
+        conn.execute("ALTER ROLE umami_user CONNECTION LIMIT 50 CREATEDB")
+        conn.execute("REVOKE CREATE ON SCHEMA umami FROM umami_user")
+    again = rehearse_into(aurora, tmp_path)
+    changed = {c.label: c.action for c in again.result.changes if c.action != "same"}
+    assert changed == {"Role umami-role": "update", "Grant umami-schema-usage": "update"}
+    with aurora.superuser_conn() as conn:
+        assert conn.execute("SELECT rolconnlimit, rolcreatedb FROM pg_roles WHERE rolname = 'umami_user'").fetchone() == (10, False)
+
+
+def test_destroy_leaves_the_application_and_a_shared_pgcrypto_untouched(aurora, tmp_path):
+    with aurora.superuser_conn() as conn:
+        conn.execute("CREATE EXTENSION pgcrypto SCHEMA public")
+    before = app_snapshot(aurora)
+    rehearsed = rehearse_into(aurora, tmp_path, UNPROTECTED)
+    pgcrypto = next(c for c in rehearsed.result.changes if c.label == "Extension umami-pgcrypto")
+    assert pgcrypto.action == "same" and "already installed in schema public" in pgcrypto.detail
+    changes, ok = destroy("dev", dsn=aurora.admin_dsn(), state_root=tmp_path, overrides=UNPROTECTED)
+    assert ok, [(c.label, c.detail) for c in changes]
+    assert app_snapshot(aurora) == before
+    with aurora.superuser_conn() as conn:
+        assert conn.execute("SELECT count(*) FROM pg_roles WHERE rolname = 'umami_user'").fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname = 'umami'").fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM pg_default_acl").fetchone()[0] == 0
+
+
+def test_destroy_refuses_protected_resources_and_changes_nothing(rehearsed):
+    aurora = rehearsed.aurora
+    before = app_snapshot(aurora)
+    with pytest.raises(Exception, match="is protected \\(umami:protectStatefulResources=true\\)"):
+        destroy("dev", dsn=aurora.admin_dsn(), state_root=rehearsed.result.base.parent)
+    assert app_snapshot(aurora) == before
+    with aurora.connect_as(rehearsed.umami) as conn:
+        assert conn.execute("SELECT current_user").fetchone()[0] == "umami_user"
+
+
+def test_destroy_keeps_umami_data_unless_cascade_is_asked_for(aurora, tmp_path):
+    rehearsed = rehearse_into(aurora, tmp_path, UNPROTECTED)
+    with aurora.connect_as(rehearsed.umami) as conn:
+        run_umami_like_migrations(conn)
+    changes, ok = destroy("dev", dsn=aurora.admin_dsn(), state_root=tmp_path, overrides=UNPROTECTED)
+    assert not ok
+    failed = [c for c in changes if c.action == "failed"]
+    assert [c.label for c in failed] == ["Schema umami-schema"]
+    assert "cannot drop schema umami because other objects depend on it" in failed[0].detail
+    with aurora.superuser_conn() as conn:  # the data survives, now owned by the admin
+        assert conn.execute("SELECT count(*), pg_get_userbyid(max(relowner::int)::oid) FROM pg_class "
+                            "WHERE relname = 'website_event'").fetchone() == (1, "postgres")
+    cascade = {**UNPROTECTED, "umami:dropSchemaCascade": "true"}
+    rehearse_into(aurora, tmp_path, cascade)
+    changes, ok = destroy("dev", dsn=aurora.admin_dsn(), state_root=tmp_path, overrides=cascade)
+    assert ok, [(c.label, c.detail) for c in changes]
+
+
+def test_throwaway_cluster_rehearsal_end_to_end(tmp_path, capsys):
+    result = rehearse("dev", state_root=tmp_path)
+    try:
+        assert result.ok and result.db.local is not None
+        outputs = json.loads(result.outputs_path.read_text())
+        assert outputs["dbHost"] == "127.0.0.1" and outputs["rehearsal"] is True
+        assert (tmp_path / "dev" / "state.json").stat().st_mode & 0o077 == 0
+        password = result.run.one("postgresql:index/role:Role").inputs["password"]
+        for name in ("outputs.json", "manifest.json"):
+            assert password not in (tmp_path / "dev" / name).read_text()
+        again = rehearse("dev", state_root=tmp_path)
+        assert {c.action for c in again.changes} == {"same"}
+    finally:
+        result.db.local.stop()
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "ops.rehearse", *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def test_cli_rehearses_and_confirms_isolation(aurora, tmp_path):
+    out = tmp_path / "outputs.json"
+    result = run_cli("--stack", "dev", "--dsn", aurora.admin_dsn(), "--outputs", str(out))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.rstrip().endswith("isolation confirmed")
+    assert "CREATE ROLE \"umami_user\" WITH PASSWORD '***'" in result.stdout
+    assert aurora.admin.password not in result.stdout + result.stderr
+    assert json.loads(out.read_text())["dbSchema"] == "umami"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--set", "umami:connectionLimit=0"], "error: umami:connectionLimit=0 is out of range; use 1-500"),
+    (["--set", "schemaName=public"], "error: umami:schemaName=public is a shared schema; use a dedicated schema such as umami"),
+    (["--set", "oops"], "error: --set 'oops' is not KEY=VALUE"),
+])
+def test_cli_bad_input_is_one_line_exit_2(aurora, args, message):
+    result = run_cli("--stack", "dev", "--dsn", aurora.admin_dsn(), *args)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [message]
+
+
+def test_cli_unreachable_database_is_exit_2(tmp_path):
+    result = run_cli("--stack", "dev", "--dsn", "postgresql://postgres:hunter2@127.0.0.1:1/appdb?sslmode=disable")
+    assert result.returncode == 2 or "failed" in result.stdout
+    assert "hunter2" not in result.stdout + result.stderr

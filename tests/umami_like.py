@@ -1,0 +1,40 @@
+"""An Umami-like migration set, run as the umami role the way Prisma runs Umami's.
+
+It mirrors what matters in Umami's real migrations: pgcrypto first, Prisma's
+bookkeeping table, tables with UUID defaults, indexes, a sequence and rows,
+all with unqualified names (the role's search_path decides where they go).
+"""
+
+import psycopg
+
+MIGRATIONS = [
+    'CREATE EXTENSION IF NOT EXISTS "pgcrypto"',
+    """CREATE TABLE IF NOT EXISTS "_prisma_migrations" (
+        id varchar(36) PRIMARY KEY, checksum varchar(64) NOT NULL, finished_at timestamptz,
+        migration_name varchar(255) NOT NULL, logs text, rolled_back_at timestamptz,
+        started_at timestamptz NOT NULL DEFAULT now(), applied_steps_count integer NOT NULL DEFAULT 0)""",
+    """CREATE TABLE "user" (user_id uuid PRIMARY KEY DEFAULT gen_random_uuid(), username varchar(255) NOT NULL,
+        password varchar(60) NOT NULL, role varchar(50) NOT NULL, created_at timestamptz DEFAULT now())""",
+    'CREATE UNIQUE INDEX user_username_key ON "user"(username)',
+    """CREATE TABLE website (website_id uuid PRIMARY KEY DEFAULT gen_random_uuid(), name varchar(100) NOT NULL,
+        domain varchar(500), user_id uuid REFERENCES "user"(user_id), created_at timestamptz DEFAULT now())""",
+    """CREATE TABLE website_event (event_id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+        website_id uuid NOT NULL, url_path varchar(500) NOT NULL, created_at timestamptz DEFAULT now())""",
+    "CREATE INDEX website_event_website_id_created_at_idx ON website_event(website_id, created_at)",
+    "CREATE SEQUENCE report_number_seq",
+    """INSERT INTO "user" (username, password, role) VALUES ('admin', crypt('umami', gen_salt('bf')), 'admin')""",
+    "INSERT INTO website (name, domain, user_id) SELECT 'site', 'example.com', user_id FROM \"user\"",
+    "INSERT INTO website_event (website_id, url_path) SELECT website_id, '/p' || g FROM website, generate_series(1, 20) g",
+    "SELECT nextval('report_number_seq')",
+    """INSERT INTO "_prisma_migrations" (id, checksum, finished_at, migration_name, applied_steps_count)
+       VALUES (gen_random_uuid()::text, md5('01_init'), now(), '01_init', 1)""",
+]
+
+TABLES = ("_prisma_migrations", "user", "website", "website_event")
+
+
+def run_umami_like_migrations(conn: psycopg.Connection) -> None:
+    """Apply the migrations in one transaction, as Prisma does per migration file."""
+    with conn.transaction():
+        for statement in MIGRATIONS:
+            conn.execute(statement)
