@@ -11,7 +11,6 @@ which inputs were secret.
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import runpy
 import sys
@@ -105,11 +104,32 @@ class RecordingMonitor(mocks.MockMonitor):
         self.stack_outputs: dict[str, Any] = {}
         self.secret_outputs: set[str] = set()
         self._lock = threading.Lock()
+        self.thread_loops: list[asyncio.AbstractEventLoop] = []
+
+    def ensure_thread_loop(self) -> None:
+        """Give the calling worker thread an event loop we can close after the run
+        (the stock mocks create one per thread and leave it to the garbage collector)."""
+        try:
+            asyncio.get_event_loop_policy().get_event_loop()
+        except RuntimeError:
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            with self._lock:
+                self.thread_loops.append(loop)
+
+    def close_thread_loops(self) -> None:
+        for loop in self.thread_loops:
+            loop.close()
+        self.thread_loops.clear()
+
+    def Invoke(self, request):  # noqa: N802
+        self.ensure_thread_loop()
+        return super().Invoke(request)
 
     def RegisterResource(self, request):  # noqa: N802 (gRPC naming)
+        self.ensure_thread_loop()
         if request.type == "pulumi:pulumi:Stack":
             return super().RegisterResource(request)
-        mocks._ensure_event_loop()
         urn = self.make_urn(request.parent, request.type, request.name)
         resource = Resource(
             urn=urn,
@@ -135,7 +155,7 @@ class RecordingMonitor(mocks.MockMonitor):
         return resource_pb2.RegisterResourceResponse(urn=urn, id=resource.id, object=obj)
 
     def RegisterResourceOutputs(self, request):  # noqa: N802
-        mocks._ensure_event_loop()
+        self.ensure_thread_loop()
         if "::pulumi:pulumi:Stack::" in request.urn:
             self.secret_outputs = _find_secret_keys(request.outputs)
             self.stack_outputs = _plain(rpc.deserialize_properties(request.outputs))
@@ -225,11 +245,11 @@ def run_program(handler: Handler, *, stack: str, config: dict[str, Any],
             asyncio.set_event_loop(loop)
             loop.run_until_complete(run_in_stack(lambda: runpy.run_path(main, run_name="__main__")))
         finally:
+            loop.run_until_complete(loop.shutdown_default_executor())
             loop.close()
+            monitor.close_thread_loops()
             asyncio.set_event_loop(None)
             settings.set_root_resource(None)
-            # The mocks give each worker thread an event loop; collect them now, not at exit.
-            gc.collect()
         resources = [monitor.recorded[urn] for urn in monitor.order]
         return ProgramRun(resources=resources, outputs=dict(monitor.stack_outputs),
                           secret_outputs=set(monitor.secret_outputs))

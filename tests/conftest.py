@@ -7,7 +7,9 @@ with data and its role) before each test that asks for it.
 
 from __future__ import annotations
 
+import shutil
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,15 +51,17 @@ class AuroraLike:
 
 
 @pytest.fixture(scope="session")
-def pg_cluster(tmp_path_factory):
-    base = tmp_path_factory.mktemp("pg") / "cluster"
+def pg_cluster():
+    # Outside pytest's tmp tree: pytest prunes old tmp dirs, even those of a running session.
+    base = Path(tempfile.mkdtemp(prefix="umami-pg-")) / "cluster"
     cluster = LocalCluster(base)
     password = pgcluster.new_password()
     cluster.init(password)
     cluster.start()
     cluster.superuser_password = password
     yield cluster
-    cluster.stop()
+    cluster.destroy()
+    shutil.rmtree(base.parent, ignore_errors=True)
 
 
 def reset_cluster(cluster: LocalCluster) -> None:
