@@ -47,6 +47,18 @@ def find_pg_bin() -> Path:
     )
 
 
+def server_os_user() -> str | None:
+    """PostgreSQL refuses to run as root; as root, run it as the `postgres` OS user."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        raise OpsError("running as root needs the 'postgres' OS user to run PostgreSQL "
+                       "(apt-get install postgresql-15 creates it)") from None
+    return "postgres"
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -68,7 +80,7 @@ class LocalCluster:
         self.socket_dir = self.base_dir / "sock"
         self.port = port or free_port()
         self.bin = find_pg_bin()
-        self._os_user = "postgres" if os.geteuid() == 0 else None
+        self._os_user = server_os_user()
 
     # -- lifecycle -------------------------------------------------------
     def initialized(self) -> bool:
