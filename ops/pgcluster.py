@@ -201,6 +201,7 @@ def bootstrap_aurora_like(cluster: LocalCluster, superuser_password: str) -> tup
     app = Credentials(APP_ROLE, new_password())
     with cluster.connect(SUPERUSER, superuser_password, autocommit=True) as conn:
         conn.execute("CREATE ROLE rds_superuser NOLOGIN")
+        conn.execute("GRANT pg_monitor TO rds_superuser")  # as on RDS: it sees every session
         conn.execute(
             sql.SQL(
                 "CREATE ROLE {} LOGIN PASSWORD {} NOSUPERUSER CREATEROLE CREATEDB "

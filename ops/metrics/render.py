@@ -1,0 +1,142 @@
+"""A diff as text (a terminal), JSON (machines) or Markdown (an issue or pull-request note)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ops.metrics.diff import SECTIONS, Diff, Row
+from ops.metrics.snapshot import describe_source
+from ops.metrics.thresholds import FAIL, INFO, NO_DATA, PASS
+from ops.metrics.units import format_change, format_value
+
+FORMATS = ("text", "json", "markdown")
+DIFF_FORMAT = "umami-ops-metrics-diff"
+VERDICT_WORDS = {PASS: "PASS", FAIL: "FAIL", INFO: "info", NO_DATA: "NO DATA"}
+HEADERS = ("metric", "before", "after", "change", "threshold", "verdict", "note")
+
+
+def format_interval(seconds: float) -> str:
+    """3723 -> '1h 02m 03s'."""
+    total = int(round(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h {minutes:02d}m {secs:02d}s" if hours else f"{minutes}m {secs:02d}s"
+
+
+def _cells(row: Row) -> tuple[str, ...]:
+    return (row.label, format_value(row.before, row.unit), format_value(row.after, row.unit),
+            format_change(row.delta, row.delta_percent, row.unit), row.threshold or "-",
+            VERDICT_WORDS[row.verdict], row.note)
+
+
+def _observer(doc: dict[str, Any]) -> str:
+    observer = doc["observer"]
+    return f"as {observer['role']} ({observer['kind']}, {observer.get('credentials') or 'unknown source'})"
+
+
+def summary_line(diff: Diff) -> str:
+    """The verdict in one line, naming every broken threshold."""
+    checked = [row for row in diff.rows if row.threshold]
+    missing = len(diff.checked_without_data)
+    if diff.broken:
+        names = "; ".join(f"{row.section}: {row.label} {format_change(row.delta, row.delta_percent, row.unit)} "
+                          f"({row.threshold})" for row in diff.broken)
+        return f"THRESHOLDS BROKEN: {len(diff.broken)} of {len(checked)}: {names}"
+    return (f"within thresholds: {diff.count(PASS)} of {len(checked)} checks pass"
+            + (f", {missing} without data" if missing else ""))
+
+
+def _header_lines(diff: Diff) -> list[str]:
+    return [
+        f"Metrics diff of {describe_source(diff.after)}",
+        f"before  {diff.before['takenAt']}  {_observer(diff.before)}  [{diff.before_name}]",
+        f"after   {diff.after['takenAt']}  {_observer(diff.after)}  [{diff.after_name}]",
+        f"interval {format_interval(diff.interval_seconds)}; thresholds: {diff.thresholds.source}",
+    ]
+
+
+def render_text(diff: Diff) -> str:
+    """Aligned columns per section, then notes and the result line."""
+    table = [HEADERS] + [_cells(row) for row in diff.rows]
+    widths = [max(len(cells[i]) for cells in table) for i in range(len(HEADERS) - 1)]
+
+    def line(cells: tuple[str, ...]) -> str:
+        padded = [cell.ljust(width) if i == 0 else cell.rjust(width) if i < 4 else cell.ljust(width)
+                  for i, (cell, width) in enumerate(zip(cells, widths))]
+        return ("  " + "  ".join(padded) + ("  " + cells[-1] if cells[-1] else "")).rstrip()
+
+    out = _header_lines(diff)
+    for section in SECTIONS:
+        rows = [row for row in diff.rows if row.section == section]
+        if not rows:
+            continue
+        out += ["", section, line(HEADERS)]
+        out += [line(_cells(row)) for row in rows]
+    if diff.notes:
+        out += ["", "Notes"] + [f"  - {note}" for note in diff.notes]
+    out += ["", f"Result: {summary_line(diff)}"]
+    return "\n".join(out) + "\n"
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def render_markdown(diff: Diff) -> str:
+    """One table per section; verdicts in bold when they matter."""
+    out = [f"### Metrics diff of {_md(describe_source(diff.after))}", ""]
+    out += [f"- before: `{diff.before['takenAt']}` {_md(_observer(diff.before))}",
+            f"- after: `{diff.after['takenAt']}` {_md(_observer(diff.after))}",
+            f"- interval: {format_interval(diff.interval_seconds)}; thresholds: {_md(diff.thresholds.source)}", ""]
+    for section in SECTIONS:
+        rows = [row for row in diff.rows if row.section == section]
+        if not rows:
+            continue
+        out += [f"#### {section}", "", "| " + " | ".join(h.capitalize() for h in HEADERS) + " |",
+                "|" + "|".join(["---", "---:", "---:", "---:", "---", "---", "---"]) + "|"]
+        for row in rows:
+            cells = [_md(cell) for cell in _cells(row)]
+            if row.verdict in (PASS, FAIL, NO_DATA):
+                cells[5] = f"**{cells[5]}**"
+            out.append("| " + " | ".join(cells) + " |")
+        out.append("")
+    if diff.notes:
+        out += ["#### Notes", ""] + [f"- {_md(note)}" for note in diff.notes] + [""]
+    out.append(f"**Result:** {_md(summary_line(diff))}")
+    return "\n".join(out) + "\n"
+
+
+def diff_document(diff: Diff) -> dict[str, Any]:
+    """The diff as data: every row with numbers unformatted."""
+    def side(doc: dict[str, Any], name: str) -> dict[str, Any]:
+        return {"file": name, "takenAt": doc["takenAt"], "observer": doc["observer"],
+                "cloudwatch": {"status": doc["cloudwatch"]["status"], "reason": doc["cloudwatch"]["reason"],
+                               "window": doc["cloudwatch"]["window"]}}
+
+    return {
+        "format": DIFF_FORMAT,
+        "version": 1,
+        "source": diff.after["source"],
+        "before": side(diff.before, diff.before_name),
+        "after": side(diff.after, diff.after_name),
+        "intervalSeconds": diff.interval_seconds,
+        "thresholds": {"source": diff.thresholds.source, "limits": diff.thresholds.as_dict()},
+        "rows": [{"section": r.section, "key": r.key, "label": r.label, "unit": r.unit, "before": r.before,
+                  "after": r.after, "delta": r.delta, "deltaPercent": r.delta_percent,
+                  "threshold": r.threshold or None, "verdict": r.verdict, "note": r.note or None}
+                 for r in diff.rows],
+        "notes": list(diff.notes),
+        "summary": {"pass": diff.count(PASS), "fail": diff.count(FAIL), "noData": diff.count(NO_DATA),
+                    "info": diff.count(INFO), "broken": [row.key for row in diff.broken],
+                    "exitCode": diff.exit_code, "line": summary_line(diff)},
+    }
+
+
+def render(diff: Diff, fmt: str) -> str:
+    """`diff` in `fmt` (text, json or markdown)."""
+    if fmt == "json":
+        return json.dumps(diff_document(diff), indent=2) + "\n"
+    if fmt == "markdown":
+        return render_markdown(diff)
+    return render_text(diff)
