@@ -1,5 +1,6 @@
 """Umami analytics on AWS: an isolated schema in an existing Aurora PostgreSQL,
-generated credentials in Secrets Manager, and the outputs ops relies on.
+generated credentials in Secrets Manager, Umami on ECS Fargate behind an ALB with
+alarms and a dashboard, and the outputs ops relies on.
 
 Configuration is validated before any resource is declared (components/config.py).
 The exported outputs are the versioned contract documented in README.md.
@@ -10,8 +11,11 @@ import pulumi_aws as aws
 
 from components import config as stack_config
 from components.admin import admin_credentials
+from components.alarms import Watched
 from components.database import UmamiDatabase
+from components.monitoring import UmamiMonitoring
 from components.secrets import UmamiSecrets
+from components.service import UmamiService
 from components.tags import Tagging
 
 CONTRACT_VERSION = 1
@@ -35,6 +39,36 @@ database = UmamiDatabase(
     protect=cfg.protect,
 )
 
+service = None
+monitoring = None
+if cfg.service is not None:
+    service = UmamiService(
+        "umami",
+        environment=cfg.environment,
+        network=cfg.network,
+        service=cfg.service,
+        db_port=cfg.database.port,
+        db_secret_arn=secrets.db_secret_arn,
+        app_secret_arn=secrets.app_secret_arn,
+        kms_key_id=cfg.secrets.kms_key_id,
+        tags=tagging.for_component("service"),
+    )
+    monitoring = UmamiMonitoring(
+        "umami",
+        environment=cfg.environment,
+        monitoring=cfg.monitoring,
+        database=cfg.database,
+        watched=Watched(
+            cluster_name=service.cluster_name,
+            service_name=service.service_name,
+            load_balancer=service.load_balancer_arn_suffix,
+            target_group=service.target_group_arn_suffix,
+        ),
+        tags=tagging.for_component("monitoring"),
+    )
+    if service.https_warning:
+        pulumi.log.warn(service.https_warning)
+
 pulumi.export("contractVersion", CONTRACT_VERSION)
 pulumi.export("environment", cfg.environment)
 pulumi.export("dbHost", cfg.database.host)
@@ -53,3 +87,22 @@ pulumi.export("awsRegion", aws.get_region_output().region)
 pulumi.export("auroraClusterIdentifier", cfg.database.cluster_identifier)
 pulumi.export("auroraInstanceIdentifiers", list(cfg.database.instance_identifiers))
 pulumi.export("dbMaxConnections", cfg.database.max_connections)
+
+# The service part of the contract; every key is present (null) in a database-only stack.
+pulumi.export("ecsClusterName", service.cluster_name if service else None)
+pulumi.export("ecsClusterArn", service.cluster_arn if service else None)
+pulumi.export("ecsServiceName", service.service_name if service else None)
+pulumi.export("taskDefinitionFamily", service.task_definition_family if service else None)
+pulumi.export("targetGroupArn", service.target_group_arn if service else None)
+pulumi.export("targetGroupArnSuffix", service.target_group_arn_suffix if service else None)
+pulumi.export("loadBalancerArnSuffix", service.load_balancer_arn_suffix if service else None)
+pulumi.export("albDnsName", service.alb_dns_name if service else None)
+pulumi.export("url", service.url if service else None)
+pulumi.export("logGroupName", service.log_group_name if service else None)
+pulumi.export("albSecurityGroupId", service.alb_security_group_id if service else None)
+pulumi.export("taskSecurityGroupId", service.task_security_group_id if service else None)
+pulumi.export("umamiVersion", service.umami_version if service else None)
+pulumi.export("httpsWarning", service.https_warning if service else None)
+pulumi.export("alarmNames", monitoring.alarm_names if monitoring else [])
+pulumi.export("alarmTopicArn", monitoring.alarm_topic_arn if monitoring else None)
+pulumi.export("dashboardName", monitoring.dashboard_name if monitoring else None)

@@ -9,6 +9,7 @@ without a traceback.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
@@ -32,6 +33,35 @@ SECRET_NAME = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
 TAG_KEY = re.compile(r"^[\w .:/=+@-]{1,128}$")
 ENVIRONMENT = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 RESERVED_TAG_KEYS = ("Project", "Component", "Environment", "ManagedBy")
+
+# -- service and monitoring (ECS Fargate behind an ALB) --
+VPC_ID = re.compile(r"^vpc-([0-9a-f]{8}|[0-9a-f]{17})$")
+SUBNET_ID = re.compile(r"^subnet-([0-9a-f]{8}|[0-9a-f]{17})$")
+SECURITY_GROUP_ID = re.compile(r"^sg-([0-9a-f]{8}|[0-9a-f]{17})$")
+CERTIFICATE_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}$")
+ECS_CLUSTER_ARN = re.compile(r"^arn:aws[a-z-]*:ecs:[a-z0-9-]+:\d{12}:cluster/(?P<name>[A-Za-z0-9_-]{1,255})$")
+NAMESPACE_ID = re.compile(r"^ns-[a-z0-9]{16}$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
+URL_PATH = re.compile(r"^/[A-Za-z0-9._~/*?-]{0,127}$")
+# TLS 1.2+ policies only: the TLS 1.3 family from 1-2 upwards, and the TLS-1-2 / FS-1-2 families.
+SSL_POLICY = re.compile(r"^ELBSecurityPolicy-(TLS13-1-[23]-[A-Za-z0-9-]+|TLS-1-2-[A-Za-z0-9-]+|FS-1-2-[A-Za-z0-9-]+)$")
+# An OCI image reference: [registry[:port]/]path[:tag][@sha256:digest].
+IMAGE_REFERENCE = re.compile(
+    r"^(?P<name>(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?/)?"
+    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*)"
+    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?:@(?P<digest>sha256:[a-f0-9]{64}))?$"
+)
+# Umami's release tags: 3.1.0, v2.19.0, postgresql-v2.19.0 (a suffix such as -arm64 from a mirror is kept).
+VERSION_TAG = re.compile(r"^(?:postgresql-)?v?(?P<version>(?P<major>\d+)\.\d+\.\d+)(?:[-+.][0-9A-Za-z.-]+)?$")
+DEFAULT_IMAGE = "ghcr.io/umami-software/umami:3.1.0"
+# The story's range: 0.25-0.5 vCPU with 512-1024 MB, as Fargate combinations.
+FARGATE_SIZES = {256: (512, 1024), 512: (1024,)}
+CPU_ARCHITECTURES = ("ARM64", "X86_64")
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731,
+                      1096, 1827, 2192, 2557, 2922, 3288, 3653)
+DEFAULT_PUBLIC_PATHS = ("/script.js", "/api/send")
+DEFAULT_SSL_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+MAX_ADMIN_CIDRS = 25  # five per listener rule (the ALB's limit of condition values), at most five rules
 
 
 class ConfigError(pulumi.RunError):
@@ -76,12 +106,74 @@ class SecretsConfig:
 
 
 @dataclass(frozen=True)
+class NetworkConfig:
+    """Where the service runs and who may reach it: VPC, subnets, load balancer exposure, TLS."""
+
+    vpc_id: str
+    private_subnet_ids: tuple[str, ...]
+    public_subnet_ids: tuple[str, ...]
+    aurora_security_group_id: str
+    alb_internal: bool
+    alb_ingress_cidrs: tuple[str, ...]
+    admin_cidrs: tuple[str, ...]
+    public_paths: tuple[str, ...]
+    certificate_arn: str | None
+    domain_name: str | None
+    ssl_policy: str
+
+    @property
+    def alb_subnet_ids(self) -> tuple[str, ...]:
+        """An internal ALB lives in the private subnets, an internet-facing one in the public subnets."""
+        return self.private_subnet_ids if self.alb_internal else self.public_subnet_ids
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """The Umami container and its ECS service."""
+
+    image: str
+    umami_version: str | None
+    cpu: int
+    memory: int
+    cpu_architecture: str
+    log_retention_days: int
+    health_check_grace_period_seconds: int
+    enable_execute_command: bool
+    existing_cluster_arn: str | None
+    service_discovery_namespace: str | None
+    service_discovery_namespace_id: str | None
+
+    @property
+    def existing_cluster_name(self) -> str | None:
+        if self.existing_cluster_arn is None:
+            return None
+        return ECS_CLUSTER_ARN.match(self.existing_cluster_arn).group("name")
+
+
+@dataclass(frozen=True)
+class MonitoringConfig:
+    """Alarm thresholds (the story's for Aurora) and where alarms are sent."""
+
+    alarm_email: str | None
+    response_time_alarm_seconds: float
+    target_5xx_alarm_count: int
+    ecs_cpu_alarm_percent: int = 85
+    ecs_memory_alarm_percent: int = 85
+    aurora_cpu_alarm_percent: int = 70
+    aurora_connections_alarm_ratio: float = 0.8
+
+
+@dataclass(frozen=True)
 class StackConfig:
     environment: str
     database: DatabaseConfig
     secrets: SecretsConfig
     protect: bool
     extra_tags: Mapping[str, str] = field(default_factory=dict)
+    # None when umami:deployService=false (a database-only stack).
+    network: NetworkConfig | None = None
+    service: ServiceConfig | None = None
+    monitoring: MonitoringConfig | None = None
 
 
 class Reader:
@@ -300,17 +392,188 @@ def read_secrets(reader: Reader) -> SecretsConfig:
     )
 
 
+def pattern_problem(pattern: re.Pattern[str], allowed: str) -> Callable[[str], str | None]:
+    """A validator that accepts what `pattern` matches and otherwise says what is allowed."""
+    return lambda value: None if pattern.match(value) else allowed
+
+
+def first_problem(*checks: Callable[[str], str | None]) -> Callable[[str], str | None]:
+    """A validator reporting the first problem any of `checks` finds."""
+    return lambda value: next((p for p in (check(value) for check in checks) if p), None)
+
+
+def cidr_problem(value: str) -> str | None:
+    try:
+        ipaddress.ip_network(value, strict=True)
+    except ValueError as error:
+        if "host bits set" in str(error):
+            return "has host bits set; use the network address (e.g. 10.0.0.0/16)"
+        return "is not a CIDR block (e.g. 203.0.113.0/24)"
+    return None if "/" in value else "is not a CIDR block; add the prefix length (e.g. /32)"
+
+
+def read_list(reader: Reader, name: str, check: Callable[[str], str | None], *, default: list[str] | None = None,
+              minimum: int = 0, maximum: int = 100, what: str = "entries") -> tuple[str, ...]:
+    """A list of strings: each checked, no duplicates, between `minimum` and `maximum` long."""
+    if reader.raw(name) is None:
+        if default is None:
+            reader.problems.append(f"{reader.key(name)} is required")
+        return tuple(default or ())
+    values = reader.object(name, list, None)
+    if values is None:  # not a JSON list: already reported
+        return tuple(default or ())
+    clean: list[str] = []
+    for value in values:
+        problem = check(value) if isinstance(value, str) else f"is not a string; list {what}"
+        if problem:
+            reader.fail(name, value, problem)
+        elif value in clean:
+            reader.fail(name, value, f"is listed twice; list each of the {what} once")
+        else:
+            clean.append(value)
+    if not values and minimum:
+        reader.fail(name, "[]", f"is empty; list {minimum} or more {what}")
+    elif len(values) < minimum:
+        reader.fail(name, ",".join(map(str, values)), f"has {len(values)} {'entry' if len(values) == 1 else 'entries'}; list {minimum} or more {what}"
+                    + (" (the load balancer spans two Availability Zones)" if minimum == 2 else ""))
+    elif len(values) > maximum:
+        reader.fail(name, f"[{len(values)} entries]", f"is too long; list at most {maximum} {what}")
+    return tuple(clean)
+
+
+def read_image(reader: Reader) -> tuple[str, str | None]:
+    """The container image and the Umami version its tag names (None for a digest-only or moving tag)."""
+    image = reader.string("image", DEFAULT_IMAGE)
+    match = IMAGE_REFERENCE.match(image)
+    if not match:
+        reader.fail("image", image, "is not an image reference; use REGISTRY/REPOSITORY:TAG or REPOSITORY@sha256:DIGEST")
+        return image, None
+    tag, digest = match.group("tag"), match.group("digest")
+    version = VERSION_TAG.match(tag) if tag else None
+    if version and int(version.group("major")) < 2:
+        reader.fail("image", image, "is Umami 1.x, which this stack does not support; use 2.x or 3.x (e.g. 3.1.0)")
+    allow_moving = reader.boolean("allowMovingImageTag", False)
+    if not digest and not version and not allow_moving:
+        reader.fail("image", image, f"uses the moving tag {tag or 'latest (implicit)'}; pin a version such as "
+                    f"{DEFAULT_IMAGE} or a digest @sha256:..., or set {reader.key('allowMovingImageTag')}=true")
+    return image, version.group("version") if version else None
+
+
+def read_size(reader: Reader) -> tuple[int, int]:
+    """Task CPU units and memory MiB, only as the story's Fargate combinations."""
+    cpu = reader.integer("cpu", 256, 1, 16384)
+    memory = reader.integer("memory", 512, 1, 122880)
+    if cpu not in FARGATE_SIZES:
+        reader.fail("cpu", cpu, "is not a Fargate size in the story's range; use 256 (memory 512 or 1024) or 512 (memory 1024)")
+    elif memory not in FARGATE_SIZES[cpu]:
+        allowed = " or ".join(str(m) for m in FARGATE_SIZES[cpu])
+        reader.fail("memory", memory, f"is not a Fargate size for cpu {cpu} in the story's range; use {allowed}")
+    return cpu, memory
+
+
+def region_problem(arn: str | None) -> str | None:
+    """An ARN in another region than the stack's `aws:region` cannot be used by the ALB or ECS."""
+    stack_region = pulumi.Config("aws").get("region")
+    arn_region = arn.split(":")[3] if arn and arn.count(":") >= 5 else None
+    if stack_region and arn_region and arn_region != stack_region:
+        return f"is in {arn_region} but the stack deploys to {stack_region} (aws:region); use a resource in {stack_region}"
+    return None
+
+
+def read_network(reader: Reader) -> NetworkConfig:
+    subnet = pattern_problem(SUBNET_ID, "is not a subnet id (subnet-0123abcd...)")
+    internal = reader.boolean("albInternal", False)
+    private = read_list(reader, "privateSubnetIds", subnet, minimum=2 if internal else 1, what="subnet ids")
+    public = read_list(reader, "publicSubnetIds", subnet, default=[] if internal else None,
+                       minimum=0 if internal else 2, what="subnet ids")
+    for subnet_id in set(private) & set(public):
+        reader.fail("publicSubnetIds", subnet_id, f"is also in {reader.key('privateSubnetIds')}; "
+                    "tasks and an internet-facing load balancer need separate subnets")
+    admin_cidrs = read_list(reader, "adminCidrs", cidr_problem, default=[], maximum=MAX_ADMIN_CIDRS, what="CIDR blocks")
+    for cidr in admin_cidrs:
+        if ipaddress.ip_network(cidr).prefixlen == 0:
+            reader.fail("adminCidrs", cidr, "lets everyone in; list your office or VPN ranges, or leave adminCidrs unset")
+    certificate_arn = reader.string("certificateArn", check=first_problem(pattern_problem(
+        CERTIFICATE_ARN, "is not an ACM certificate ARN (arn:aws:acm:REGION:ACCOUNT:certificate/UUID)"), region_problem))
+    domain_name = reader.string("domainName", check=lambda v: None if "." in v and HOSTNAME.match(v)
+                                else "is not a DNS name; use the name the certificate covers (e.g. analytics.example.com)")
+    if certificate_arn and not domain_name:
+        reader.problems.append(f"{reader.key('domainName')} is required with {reader.key('certificateArn')}: "
+                               "the name the certificate covers, pointed (CNAME/alias) at the load balancer")
+    return NetworkConfig(
+        vpc_id=reader.string("vpcId", required=True, check=pattern_problem(VPC_ID, "is not a VPC id (vpc-0123abcd...)")) or "",
+        private_subnet_ids=private,
+        public_subnet_ids=public,
+        aurora_security_group_id=reader.string("auroraSecurityGroupId", required=True, check=pattern_problem(
+            SECURITY_GROUP_ID, "is not a security group id (sg-0123abcd...)")) or "",
+        alb_internal=internal,
+        alb_ingress_cidrs=read_list(reader, "albIngressCidrs", cidr_problem, default=["0.0.0.0/0"], minimum=1,
+                                    maximum=50, what="CIDR blocks"),
+        admin_cidrs=admin_cidrs,
+        public_paths=read_list(reader, "publicPaths", pattern_problem(URL_PATH, "is not a URL path (e.g. /script.js)"),
+                               default=list(DEFAULT_PUBLIC_PATHS), minimum=1, maximum=5, what="paths"),
+        certificate_arn=certificate_arn,
+        domain_name=domain_name,
+        ssl_policy=reader.string("sslPolicy", DEFAULT_SSL_POLICY, check=pattern_problem(
+            SSL_POLICY, f"is not a TLS 1.2+ ALB security policy; use e.g. {DEFAULT_SSL_POLICY}")),
+    )
+
+
+def read_service(reader: Reader) -> ServiceConfig:
+    image, version = read_image(reader)
+    cpu, memory = read_size(reader)
+    reported = len(reader.problems)
+    retention = reader.integer("logRetentionDays", 30, 1, 3653, " days")
+    if len(reader.problems) == reported and retention not in LOG_RETENTION_DAYS:
+        reader.fail("logRetentionDays", retention, "is not a CloudWatch retention; use one of "
+                    + ", ".join(map(str, LOG_RETENTION_DAYS)))
+    namespace = reader.string("serviceDiscoveryNamespace", check=lambda v: None if HOSTNAME.match(v)
+                              else "is not a DNS namespace name (e.g. umami.internal)")
+    namespace_id = reader.string("serviceDiscoveryNamespaceId", check=pattern_problem(
+        NAMESPACE_ID, "is not a Cloud Map namespace id (ns-...)"))
+    if namespace and namespace_id:
+        reader.problems.append(f"{reader.key('serviceDiscoveryNamespace')} and {reader.key('serviceDiscoveryNamespaceId')} "
+                               "are both set; create a namespace or use an existing one, not both")
+    return ServiceConfig(
+        image=image,
+        umami_version=version,
+        cpu=cpu,
+        memory=memory,
+        cpu_architecture=reader.choice("cpuArchitecture", "ARM64", CPU_ARCHITECTURES),
+        log_retention_days=retention,
+        # Long enough for the first start's migrations (DESIGN: a failed one blocks every later start).
+        health_check_grace_period_seconds=reader.integer("healthCheckGracePeriodSeconds", 300, 60, 3600, " seconds"),
+        enable_execute_command=reader.boolean("enableExecuteCommand", False),
+        existing_cluster_arn=reader.string("existingClusterArn", check=first_problem(pattern_problem(
+            ECS_CLUSTER_ARN, "is not an ECS cluster ARN (arn:aws:ecs:REGION:ACCOUNT:cluster/NAME)"), region_problem)),
+        service_discovery_namespace=namespace,
+        service_discovery_namespace_id=namespace_id,
+    )
+
+
+def read_monitoring(reader: Reader) -> MonitoringConfig:
+    return MonitoringConfig(
+        alarm_email=reader.string("alarmEmail", check=pattern_problem(EMAIL, "is not an e-mail address")),
+        response_time_alarm_seconds=reader.integer("responseTimeAlarmMs", 2000, 100, 60_000, " ms") / 1000,
+        target_5xx_alarm_count=reader.integer("target5xxAlarmCount", 10, 1, 100_000),
+    )
+
+
 def load(config: pulumi.Config | None = None, stack: str | None = None) -> StackConfig:
     """Read and validate the whole stack configuration, or raise ConfigError."""
     reader = Reader(config or pulumi.Config(NAMESPACE))
     stack_name = stack or pulumi.get_stack()
     environment = reader.string("environment", stack_name, check=environment_problem)
+    deploy_service = reader.boolean("deployService", True)
     result = StackConfig(
         environment=environment,
         database=read_database(reader),
         secrets=read_secrets(reader),
         protect=reader.boolean("protectStatefulResources", True),
         extra_tags=read_tags(reader),
+        network=read_network(reader) if deploy_service else None,
+        service=read_service(reader) if deploy_service else None,
+        monitoring=read_monitoring(reader) if deploy_service else None,
     )
     if reader.problems:
         raise ConfigError(reader.problems)
