@@ -1,0 +1,93 @@
+"""`python -m ops.preview plan|diff|summarize`: offline plan, plan diff, preview summary.
+
+Exit codes: 0 done (no finding at or above --fail-on), 1 findings at or above
+--fail-on, 2 could not run (bad input, unreadable file, config the program rejects).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ops.errors import OpsError
+from ops.preview import plan as plan_module
+from ops.preview.diff import diff_plans
+from ops.preview.model import SEVERITIES, Review, severity_rank
+from ops.preview.render import COMMENT_LIMIT, render
+from ops.preview.summarize import load_preview, summarize
+from ops.program import PROJECT_ROOT
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="python -m ops.preview", description=__doc__.splitlines()[0])
+    commands = top.add_subparsers(dest="command", required=True)
+
+    plan = commands.add_parser("plan", help="run the program offline and write a deterministic manifest")
+    plan.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
+    plan.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                      help="override a config value, e.g. umami:schemaName=analytics (repeatable)")
+    plan.add_argument("--project-dir", type=Path, default=PROJECT_ROOT,
+                      help="directory of Pulumi.yaml and __main__.py (e.g. a checkout of the base branch)")
+    plan.add_argument("--out", type=Path, help="write here instead of stdout")
+
+    def review_options(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--format", choices=("markdown", "text", "json"), default="markdown")
+        sub.add_argument("--fail-on", choices=(*SEVERITIES, "none"), default="none",
+                         help="exit 1 when a finding at or above this severity exists (default: none)")
+        sub.add_argument("--limit", type=int, default=COMMENT_LIMIT,
+                         help=f"maximum Markdown length in characters (default {COMMENT_LIMIT})")
+
+    diff = commands.add_parser("diff", help="review the change from one offline plan to another")
+    diff.add_argument("base", type=Path)
+    diff.add_argument("head", type=Path)
+    review_options(diff)
+
+    summary = commands.add_parser("summarize", help="review a `pulumi preview --json` document")
+    summary.add_argument("preview", type=Path)
+    review_options(summary)
+    return top
+
+
+def exit_code(review: Review, fail_on: str) -> int:
+    if fail_on == "none":
+        return 0
+    threshold = severity_rank(fail_on)
+    return 1 if any(severity_rank(f.severity) <= threshold for f in review.findings) else 0
+
+
+def run(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
+    if args.command == "plan":
+        project = plan_module.project_name(args.project_dir)
+        overrides = plan_module.parse_overrides(args.overrides, project)
+        manifest = plan_module.build_plan(args.stack, overrides, args.project_dir)
+        text = plan_module.dumps(manifest)
+        if args.out:
+            args.out.write_text(text)
+            print(f"wrote {args.out} ({len(manifest['resources'])} resources)", file=sys.stderr)
+        else:
+            sys.stdout.write(text)
+        return 0
+    if args.limit < 1000:
+        raise OpsError(f"--limit={args.limit} is too small; use at least 1000 characters")
+    if args.command == "diff":
+        review = diff_plans(plan_module.load_plan(args.base), plan_module.load_plan(args.head),
+                            source=f"offline plans {args.base.name} → {args.head.name}")
+    else:
+        review = summarize(load_preview(args.preview), source=f"pulumi preview --json ({args.preview.name})")
+    sys.stdout.write(render(review, args.format, args.limit))
+    return exit_code(review, args.fail_on)
+
+
+def main() -> None:
+    try:
+        code = run(sys.argv[1:])
+    except OpsError as exc:
+        print(f"ops.preview: {exc}", file=sys.stderr)
+        code = 2
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

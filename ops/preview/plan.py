@@ -1,0 +1,183 @@
+"""The offline plan: the program run in record-only mode, written as a deterministic manifest.
+
+No cloud, no database, no Pulumi CLI: `ops.program.run_program` runs the
+unchanged program under Pulumi's mocks with `OfflineHandler`, which gives every
+resource a stable fake id and every generated password a stable stand-in.
+
+Two runs of the same program and config give byte-identical files: resources
+are ordered by URN, keys are sorted, there are no timestamps. Secret inputs are
+masked, and so is every value equal to a generated or configured secret,
+wherever it appears (also URL-encoded, as in a DATABASE_URL).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pulumi
+import yaml
+
+from ops.errors import OpsError
+from ops.offline import OfflineHandler
+from ops.program import PROJECT_ROOT, ProgramRun, read_stack_config, run_program
+
+PLAN_FORMAT = "umami-offline-plan/1"
+MASK = "[secret]"
+# Stands in for `secure:` config values, which cannot be decrypted offline.
+SECRET_PLACEHOLDER = "offline-placeholder-secret"
+
+
+def parse_overrides(items: list[str], project: str) -> dict[str, str]:
+    """`KEY=VALUE` strings to config entries; keys without a namespace get the project's."""
+    overrides: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise OpsError(f"--set {item!r} is not KEY=VALUE (e.g. --set umami:schemaName=analytics)")
+        overrides[key if ":" in key else f"{project}:{key}"] = value
+    return overrides
+
+
+def project_name(project_dir: Path) -> str:
+    """The `name` of the project's Pulumi.yaml (it prefixes config keys without a namespace)."""
+    try:
+        return str(yaml.safe_load((project_dir / "Pulumi.yaml").read_text())["name"])
+    except (OSError, KeyError, TypeError) as exc:
+        raise OpsError(f"no readable Pulumi.yaml with a name in {project_dir}: {exc}") from None
+
+
+def stack_config(stack: str, overrides: dict[str, str],
+                 project_dir: Path = PROJECT_ROOT) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The stack's config with overrides applied; `secure:` values replaced by a placeholder.
+
+    Returns the config and the keys that are secret.
+    """
+    config = read_stack_config(stack, project_dir)
+    secret_keys = []
+    for key, value in list(config.items()):
+        if isinstance(value, dict) and "secure" in value:
+            config[key] = SECRET_PLACEHOLDER
+            secret_keys.append(key)
+    config.update(overrides)
+    return config, tuple(sorted(secret_keys))
+
+
+def run_offline(stack: str, config: dict[str, Any], secret_keys: tuple[str, ...],
+                project_dir: Path, handler: OfflineHandler) -> ProgramRun:
+    """Run the program; a configuration the program rejects becomes a one-line OpsError."""
+    try:
+        return run_program(handler, stack=stack, config=config, secret_keys=secret_keys,
+                           project_dir=project_dir, preview=True)
+    except pulumi.RunError as exc:
+        problems = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        raise OpsError("; ".join(problems) or "the program rejected its configuration") from None
+    except NotImplementedError as exc:  # a data source OfflineHandler does not answer
+        raise OpsError(f"cannot plan offline: {exc}") from None
+
+
+def secret_values(run: ProgramRun, handler: OfflineHandler, config: dict[str, Any],
+                  secret_keys: tuple[str, ...]) -> list[str]:
+    """Every value that must never appear in a plan: generated, configured or fetched secrets."""
+    values = {SECRET_PLACEHOLDER, handler.admin_secret.get("password", "")}
+    values.update(str(config[key]) for key in secret_keys if key in config)
+    for resource in run.resources:
+        if resource.type.startswith("random:") and "result" in resource.state:
+            values.add(str(resource.state["result"]))
+    values = {v for v in values if len(v) >= 6}  # a short value would mask ordinary words
+    encoded = {quote(v, safe="") for v in values}
+    # Longest first, so a value is masked whole before any shorter one inside it.
+    return sorted(values | encoded, key=lambda v: (-len(v), v))
+
+
+def mask_value(value: Any, secrets: list[str]) -> Any:
+    """`value` with every occurrence of a secret replaced by [secret], at any depth."""
+    if isinstance(value, str):
+        for secret in secrets:
+            if secret in value:
+                value = value.replace(secret, MASK)
+        return value
+    if isinstance(value, dict):
+        return {k: mask_value(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask_value(v, secrets) for v in value]
+    return value
+
+
+def secret_digest(value: Any, supplied: list[str]) -> str:
+    """A fingerprint that shows whether a secret input changed, never what it is.
+
+    Offline, generated values are stand-ins derived from the URN, so they reveal
+    nothing; values a person supplied (secure config, --set on a secret key) are
+    masked before hashing so a weak one cannot be guessed back from the digest.
+    """
+    canonical = json.dumps(mask_value(value, supplied), sort_keys=True)
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def provider_urn(reference: str) -> str:
+    """A provider reference is `URN::ID`; the URN alone is stable across runs."""
+    return reference.rsplit("::", 1)[0] if reference.count("::") > 3 else reference
+
+
+def build_plan(stack: str, overrides: dict[str, str] | None = None,
+               project_dir: Path = PROJECT_ROOT) -> dict[str, Any]:
+    """Run the program offline and return the manifest (a JSON-ready dict)."""
+    config, secret_keys = stack_config(stack, overrides or {}, project_dir)
+    handler = OfflineHandler(region=str(config.get("aws:region", "eu-west-1")))
+    run = run_offline(stack, config, secret_keys, project_dir, handler)
+    secrets = secret_values(run, handler, config, secret_keys)
+
+    supplied = [str(config[key]) for key in secret_keys if key in config]
+    resources = []
+    for resource in sorted(run.resources, key=lambda r: r.urn):
+        inputs = {k: (MASK if k in resource.secret_inputs else v) for k, v in resource.inputs.items()}
+        digests = {k: secret_digest(resource.inputs[k], supplied) for k in sorted(resource.secret_inputs)}
+        resources.append({
+            "urn": resource.urn,
+            "type": resource.type,
+            "name": resource.name,
+            "parent": resource.parent,
+            "provider": provider_urn(resource.provider),
+            "custom": resource.custom,
+            "id": mask_value(resource.id, secrets) if resource.custom else "",
+            "protect": resource.protect,
+            "retainOnDelete": resource.retain_on_delete,
+            "secretInputs": sorted(resource.secret_inputs),
+            "secretDigests": digests,
+            "inputs": mask_value(inputs, secrets),
+        })
+    shown_config = {k: (MASK if k in secret_keys else v) for k, v in config.items()}
+    return {
+        "format": PLAN_FORMAT,
+        "project": project_name(project_dir),
+        "stack": stack,
+        "config": mask_value(shown_config, secrets),
+        "resources": resources,
+        "outputs": mask_value(run.outputs_json(), secrets),
+    }
+
+
+def dumps(plan: dict[str, Any]) -> str:
+    """The canonical text of a plan: sorted keys, two-space indent, final newline."""
+    return json.dumps(plan, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def load_plan(path: str | Path) -> dict[str, Any]:
+    """Read a plan written by `plan`; anything else is a one-line OpsError."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise OpsError(f"cannot read plan {path}: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise OpsError(f"plan {path} is not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    if not isinstance(data, dict) or data.get("format") != PLAN_FORMAT:
+        found = data.get("format") if isinstance(data, dict) else type(data).__name__
+        raise OpsError(f"{path} is not an offline plan (format={found!r}, expected {PLAN_FORMAT})")
+    if not isinstance(data.get("resources"), list):
+        raise OpsError(f"plan {path} has no resources list")
+    return data

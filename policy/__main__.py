@@ -1,0 +1,20 @@
+"""The Umami policy pack: `pulumi preview --policy-pack policy` (CrossGuard).
+
+Every invariant is mandatory: a violation stops `pulumi up`. The checks live in
+`invariants.py` (pure functions, tested directly) and are wrapped in `policies.py`.
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the pack runs from any working directory
+
+from pulumi_policy import EnforcementLevel, PolicyPack  # noqa: E402
+
+from policies import POLICIES  # noqa: E402
+
+PolicyPack(
+    name="umami-invariants",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    policies=POLICIES,
+)

@@ -1,0 +1,173 @@
+"""`python -m ops.preview plan`: deterministic, secrets masked, bad input as one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ops.errors import OpsError
+from ops.offline import OfflineHandler
+from ops.preview import plan
+from ops.program import PROJECT_ROOT
+
+STACK = "dev"
+
+
+def cli(*args: str, seed: str = "0") -> subprocess.Popen:
+    env = dict(os.environ, PYTHONHASHSEED=seed)
+    return subprocess.Popen([sys.executable, "-m", "ops.preview", *args], cwd=PROJECT_ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.fixture(scope="module")
+def dev_plan_text() -> str:
+    return plan.dumps(plan.build_plan(STACK))
+
+
+def test_two_runs_are_byte_identical(dev_plan_text, tmp_path):
+    # In separate processes with different hash seeds (set and dict ordering differ), and in-process.
+    first = cli("plan", "--stack", STACK, "--out", str(tmp_path / "a.json"), seed="1")
+    second = cli("plan", "--stack", STACK, "--out", str(tmp_path / "b.json"), seed="2")
+    for process in (first, second):
+        _, stderr = process.communicate(timeout=120)
+        assert process.returncode == 0, stderr
+    a, b = (tmp_path / "a.json").read_bytes(), (tmp_path / "b.json").read_bytes()
+    assert a == b
+    assert a.decode() == dev_plan_text
+    manifest = json.loads(a)
+    urns = [r["urn"] for r in manifest["resources"]]
+    assert urns == sorted(urns) and len(urns) > 10
+    assert manifest["format"] == plan.PLAN_FORMAT and manifest["stack"] == STACK
+
+
+def test_plan_has_no_timestamps_and_records_options(dev_plan_text):
+    manifest = json.loads(dev_plan_text)
+    schema = next(r for r in manifest["resources"] if r["type"] == "postgresql:index/schema:Schema")
+    assert schema["protect"] is True
+    assert schema["inputs"]["name"] == "umami"
+    assert schema["parent"].endswith("umami:database:UmamiDatabase::umami")
+    assert schema["provider"].endswith("pulumi:providers:postgresql::umami-admin")  # the URN, no id
+    extension = next(r for r in manifest["resources"] if r["type"] == "postgresql:index/extension:Extension")
+    assert extension["retainOnDelete"] is True
+    for word in ("created", "modified", "timestamp", "duration"):
+        assert f'"{word}"' not in dev_plan_text
+
+
+def test_generated_secrets_never_appear(dev_plan_text):
+    config, secret_keys = plan.stack_config(STACK, {})
+    handler = OfflineHandler()
+    run = plan.run_offline(STACK, config, secret_keys, PROJECT_ROOT, handler)
+    generated = {r.name: r.state["result"] for r in run.resources if r.type.startswith("random:")}
+    assert set(generated) == {"umami-db-password", "umami-app-secret"}
+    for name, value in generated.items():
+        assert len(value) >= 40, name
+        assert value not in dev_plan_text, f"{name} leaked into the plan"
+    assert handler.admin_secret["password"] not in dev_plan_text
+    manifest = json.loads(dev_plan_text)
+    by_name = {(r["type"], r["name"]): r for r in manifest["resources"]}
+    role = by_name[("postgresql:index/role:Role", "umami-role")]
+    assert role["inputs"]["password"] == plan.MASK and role["secretInputs"] == ["password"]
+    for version in ("umami-db-credentials-value", "umami-app-secret-value"):
+        entry = by_name[("aws:secretsmanager/secretVersion:SecretVersion", version)]
+        assert entry["inputs"]["secretString"] == plan.MASK
+        assert entry["secretDigests"]["secretString"].startswith("sha256:")
+
+
+def test_a_secret_leaking_into_a_plain_input_is_masked_wherever_it_appears():
+    secret = "offline-Zx9%q!w"
+    secrets = sorted({secret, "offline-Zx9%25q%21w"}, key=len, reverse=True)
+    leaked = {
+        "environment": [{"name": "DATABASE_URL", "value": "postgresql://u:offline-Zx9%25q%21w@db:5432/app"}],
+        "note": f"the secret is {secret}",
+        "count": 3,
+    }
+    masked = plan.mask_value(leaked, secrets)
+    text = json.dumps(masked)
+    assert "Zx9" not in text
+    assert masked["environment"][0]["value"] == "postgresql://u:[secret]@db:5432/app"
+    assert masked["note"] == "the secret is [secret]"
+    assert masked["count"] == 3
+
+
+def test_secret_digest_changes_with_the_value_but_hides_supplied_secrets():
+    assert plan.secret_digest("a-b-c", []) != plan.secret_digest("a-b-d", [])
+    # Only the supplied secret differs: masked before hashing, so the digest cannot reveal it.
+    assert plan.secret_digest("user:hunter22@db", ["hunter22"]) == plan.secret_digest("user:qwerty99@db", ["qwerty99"])
+
+
+@pytest.fixture
+def secure_project(tmp_path) -> Path:
+    """A project whose stack file holds a `secure:` admin password, as `pulumi config set --secret` writes."""
+    for name in ("Pulumi.yaml", "__main__.py"):
+        shutil.copy(PROJECT_ROOT / name, tmp_path / name)
+    (tmp_path / "components").symlink_to(PROJECT_ROOT / "components")
+    dev = (PROJECT_ROOT / "Pulumi.dev.yaml").read_text()
+    stack = dev.replace("  umami:adminSecretArn:", "  umami:adminUsername: postgres\n  # umami:adminSecretArn:")
+    stack += "  umami:adminPassword:\n    secure: v1:c2VjcmV0LWNpcGhlcnRleHQ=\n"
+    (tmp_path / "Pulumi.secure.yaml").write_text(stack)
+    return tmp_path
+
+
+def test_secure_config_becomes_a_masked_placeholder(secure_project):
+    manifest = plan.build_plan("secure", {}, secure_project)
+    text = plan.dumps(manifest)
+    assert manifest["config"]["umami:adminPassword"] == plan.MASK
+    assert plan.SECRET_PLACEHOLDER not in text
+    provider = next(r for r in manifest["resources"] if r["type"] == "pulumi:providers:postgresql")
+    assert provider["inputs"]["password"] == plan.MASK
+
+
+def test_set_on_a_secret_key_stays_secret(secure_project):
+    manifest = plan.build_plan("secure", {"umami:adminPassword": "Sup3r-Secret-Value!"}, secure_project)
+    assert "Sup3r-Secret-Value" not in plan.dumps(manifest)
+    assert manifest["config"]["umami:adminPassword"] == plan.MASK
+
+
+def test_set_overrides_config():
+    manifest = plan.build_plan(STACK, {"umami:schemaName": "analytics"})
+    schema = next(r for r in manifest["resources"] if r["type"] == "postgresql:index/schema:Schema")
+    assert schema["inputs"]["name"] == "analytics"
+    assert manifest["config"]["umami:schemaName"] == "analytics"
+
+
+@pytest.mark.parametrize("item", ["schemaName", "=analytics", ""])
+def test_malformed_set_is_rejected(item):
+    with pytest.raises(OpsError, match="is not KEY=VALUE"):
+        plan.parse_overrides([item], "umami")
+
+
+def test_set_without_namespace_gets_the_project_namespace():
+    assert plan.parse_overrides(["schemaName=a=b"], "umami") == {"umami:schemaName": "a=b"}
+
+
+def test_config_the_program_rejects_is_one_line_and_exit_2():
+    process = cli("plan", "--stack", STACK, "--set", "umami:schemaName=public")
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 2
+    assert stdout == ""
+    assert "Traceback" not in stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("ops.preview:")]
+    assert len(errors) == 1 and "umami:schemaName=public" in errors[0]
+
+
+def test_unknown_stack_is_exit_2():
+    process = cli("plan", "--stack", "nosuchstack")
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 2
+    assert "Pulumi.nosuchstack.yaml" in stderr and "Traceback" not in stderr
+
+
+def test_a_file_that_is_not_a_plan_is_rejected(tmp_path):
+    path = tmp_path / "outputs.json"
+    path.write_text(json.dumps({"dbHost": "x"}))
+    with pytest.raises(OpsError, match="is not an offline plan"):
+        plan.load_plan(path)
+    path.write_text("{")
+    with pytest.raises(OpsError, match="not valid JSON"):
+        plan.load_plan(path)
