@@ -108,29 +108,8 @@ class UmamiDatabase(pulumi.ComponentResource):
             opts=on_db,
         )
 
-        self.table_defaults = postgresql.DefaultPrivileges(
-            f"{name}-default-tables",
-            database=config.name,
-            owner=admin.username,
-            role=self.role.name,
-            schema=self.schema.name,
-            object_type="table",
-            privileges=TABLE_PRIVILEGES,
-            with_grant_option=False,
-            opts=on_db,
-        )
-
-        self.sequence_defaults = postgresql.DefaultPrivileges(
-            f"{name}-default-sequences",
-            database=config.name,
-            owner=admin.username,
-            role=self.role.name,
-            schema=self.schema.name,
-            object_type="sequence",
-            privileges=SEQUENCE_PRIVILEGES,
-            with_grant_option=False,
-            opts=on_db,
-        )
+        self.table_defaults = self._default_privileges(name, "table", TABLE_PRIVILEGES, config, admin, on_db)
+        self.sequence_defaults = self._default_privileges(name, "sequence", SEQUENCE_PRIVILEGES, config, admin, on_db)
 
         # Umami's first migration runs CREATE EXTENSION IF NOT EXISTS "pgcrypto", which the
         # role could not do itself. Retained on delete: another app may have come to use it.
@@ -149,3 +128,18 @@ class UmamiDatabase(pulumi.ComponentResource):
             "schemaName": self.schema.name,
             "extension": self.pgcrypto.name,
         })
+
+    def _default_privileges(self, name: str, object_type: str, privileges: list[str], config: DatabaseConfig,
+                            admin: AdminCredentials, opts: pulumi.ResourceOptions) -> postgresql.DefaultPrivileges:
+        """Objects of `object_type` the admin creates in the schema stay usable by the role."""
+        return postgresql.DefaultPrivileges(
+            f"{name}-default-{object_type}s",
+            database=config.name,
+            owner=admin.username,
+            role=self.role.name,
+            schema=self.schema.name,
+            object_type=object_type,
+            privileges=privileges,
+            with_grant_option=False,
+            opts=opts,
+        )

@@ -70,7 +70,6 @@ class UmamiSecrets(pulumi.ComponentResource):
                  tags: dict[str, str], protect: bool, opts: pulumi.ResourceOptions | None = None):
         super().__init__("umami:secrets:UmamiSecrets", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        stateful = pulumi.ResourceOptions(parent=self, protect=protect)
 
         self.db_password = random.RandomPassword(
             f"{name}-db-password",
@@ -87,38 +86,16 @@ class UmamiSecrets(pulumi.ComponentResource):
             opts=child,
         )
 
-        self.db_secret = aws.secretsmanager.Secret(
-            f"{name}-db-credentials",
-            name=secrets.db_secret_name,
-            description=f"Umami database credentials (role {database.role}, schema {database.schema})",
-            kms_key_id=secrets.kms_key_id,
-            recovery_window_in_days=secrets.recovery_window_days,
-            tags=tags,
-            opts=stateful,
+        self.db_secret, self.db_secret_version = self._stored_secret(
+            f"{name}-db-credentials", secrets.db_secret_name,
+            f"Umami database credentials (role {database.role}, schema {database.schema})",
+            self.db_password.result.apply(lambda password: credentials_document(database.role, password, database)),
+            secrets, tags, protect,
         )
-        self.db_secret_version = aws.secretsmanager.SecretVersion(
-            f"{name}-db-credentials-value",
-            secret_id=self.db_secret.id,
-            secret_string=pulumi.Output.secret(self.db_password.result.apply(
-                lambda password: credentials_document(database.role, password, database)
-            )),
-            opts=child,
-        )
-
-        self.app_secret_secret = aws.secretsmanager.Secret(
-            f"{name}-app-secret",
-            name=secrets.app_secret_name,
-            description="Umami APP_SECRET (signs sessions; independent of the database password)",
-            kms_key_id=secrets.kms_key_id,
-            recovery_window_in_days=secrets.recovery_window_days,
-            tags=tags,
-            opts=stateful,
-        )
-        self.app_secret_version = aws.secretsmanager.SecretVersion(
-            f"{name}-app-secret-value",
-            secret_id=self.app_secret_secret.id,
-            secret_string=pulumi.Output.secret(self.app_secret.result),
-            opts=child,
+        self.app_secret_secret, self.app_secret_version = self._stored_secret(
+            f"{name}-app-secret", secrets.app_secret_name,
+            "Umami APP_SECRET (signs sessions; independent of the database password)",
+            self.app_secret.result, secrets, tags, protect,
         )
 
         self.db_secret_arn = self.db_secret.arn
@@ -128,3 +105,24 @@ class UmamiSecrets(pulumi.ComponentResource):
             "dbSecretArn": self.db_secret.arn,
             "appSecretArn": self.app_secret_secret.arn,
         })
+
+    def _stored_secret(self, name: str, secret_name: str, description: str, value: pulumi.Input[str],
+                       secrets: SecretsConfig, tags: dict[str, str], protect: bool
+                       ) -> tuple[aws.secretsmanager.Secret, aws.secretsmanager.SecretVersion]:
+        """A Secrets Manager secret (protected: it is what the service reads) and its value."""
+        secret = aws.secretsmanager.Secret(
+            name,
+            name=secret_name,
+            description=description,
+            kms_key_id=secrets.kms_key_id,
+            recovery_window_in_days=secrets.recovery_window_days,
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self, protect=protect),
+        )
+        version = aws.secretsmanager.SecretVersion(
+            f"{name}-value",
+            secret_id=secret.id,
+            secret_string=pulumi.Output.secret(value),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return secret, version
