@@ -1,0 +1,236 @@
+"""Prove, from the stack outputs, that Umami is isolated and the deployment is healthy.
+
+    python -m ops.verify (--stack NAME | --outputs FILE) [--format text|json|markdown|junit]
+                         [--fail-on critical|high|medium|low] [--only IDS] [--skip IDS]
+                         [--db-host HOST --db-port PORT] [--http-timeout SECONDS]
+    python -m ops.verify --list        # every check: id, family, severity, title
+
+Exit 0: nothing at or above --fail-on (default high); 1: findings at or above it;
+2: the verification could not run (one-line reason on stderr).
+
+Credentials: the umami role's from the secret named in the outputs, or
+UMAMI_DB_PASSWORD; an admin/auditor from the admin secret the outputs name, or
+UMAMI_ADMIN_DSN. For outputs written by `ops.rehearse` ("rehearsal": true)
+passwords come from PGPASSFILE (the rehearsal's passfile when unset), and the
+AWS checks are reported as not applicable. Read-only against the database;
+probes that attempt a write do so in a transaction that is rolled back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from dataclasses import replace
+from typing import Iterable
+
+import psycopg
+
+from ops import credentials
+from ops.checks import ALL_CHECKS, FAMILIES, Family
+from ops.checks.base import CheckResult, NotApplicable, Severity, Status, result_from_findings
+from ops.checks.context import Context, SecretSource
+from ops.db import Target, connect, redact
+from ops.errors import OpsError
+from ops.outputs import StackOutputs, load
+from ops.report import FORMATS, Report, render
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# -- selection ----------------------------------------------------------------------
+
+def select(only: Iterable[str] = (), skip: Iterable[str] = ()) -> set[str]:
+    """Check ids to run. Items are check ids (ISO-020) or family names (probes); unknown ones are refused."""
+    families = {f.name: {c.id for c in f.checks} for f in FAMILIES}
+
+    def expand(items: Iterable[str], option: str) -> set[str]:
+        ids: set[str] = set()
+        for item in (i.strip() for i in items):
+            if not item:
+                continue
+            if item.upper() in ALL_CHECKS:
+                ids.add(item.upper())
+            elif item.lower() in families:
+                ids |= families[item.lower()]
+            else:
+                raise OpsError(f"{option} {item}: no such check id or family (families: {', '.join(families)})")
+        return ids
+
+    chosen = expand(only, "--only") or set(ALL_CHECKS)
+    return chosen - expand(skip, "--skip")
+
+
+# -- running ------------------------------------------------------------------------
+
+def _run_family(family: Family, ctx: Context, selected: set[str]) -> list[CheckResult]:
+    wanted = [c for c in family.checks if c.id in selected]
+    results = {c.id: CheckResult(c, family.name, Status.SKIPPED, reason="not selected (--only/--skip)")
+               for c in family.checks if c.id not in selected}
+    if wanted:
+        try:
+            data = family.load(ctx)
+        except NotApplicable as why:
+            for check in wanted:
+                results[check.id] = CheckResult(check, family.name, Status.NOT_APPLICABLE, reason=str(why))
+        else:
+            ran_as = family.ran_as(ctx)
+            for check in wanted:
+                try:
+                    results[check.id] = result_from_findings(check, family.name, check.evaluate(data), ran_as)
+                except NotApplicable as why:
+                    results[check.id] = CheckResult(check, family.name, Status.NOT_APPLICABLE, reason=str(why))
+    return [results[c.id] for c in family.checks]
+
+
+def run_verification(outputs: StackOutputs, *, umami: Target, admin: Target | None, include_aws: bool,
+                     only: Iterable[str] = (), skip: Iterable[str] = (), secret: SecretSource | None = None,
+                     umami_source: str = "", admin_source: str = "", http_timeout: float = 10.0,
+                     probe_sample: int = 20, source: str = "") -> Report:
+    """Run the selected checks and return the report (render it with ops.report.render).
+
+    `umami` is the umami role's login (probes, schema state); `admin` an optional
+    admin/auditor login for the catalog audit (umami runs it otherwise). With
+    `include_aws=False` (a rehearsal) the deployment checks are not applicable,
+    and the secret checks run only on a `secret` document passed in.
+    Raises OpsError when something prevents the run (unreachable database, ...).
+    """
+    started = time.monotonic()
+    selected = select(only, skip)
+    ctx = Context(outputs=outputs, umami=umami, admin=admin, include_aws=include_aws, secret=secret,
+                  umami_source=umami_source, admin_source=admin_source, http_timeout=http_timeout,
+                  probe_sample=probe_sample)
+    try:
+        results = [r for family in FAMILIES for r in _run_family(family, ctx, selected)]
+        report = Report(results=results, source=source or ("rehearsal outputs" if outputs.rehearsal else "stack outputs"),
+                        target=f"role {outputs.db_role}, schema {outputs.db_schema} in "
+                               f"{outputs.db_name} at {umami.host}:{umami.port}")
+        _describe_sessions(report, ctx, results)
+    except psycopg.Error as exc:
+        reason = redact(str(exc)).strip().splitlines()
+        raise OpsError(f"database error during verification: {reason[0] if reason else type(exc).__name__}") from None
+    finally:
+        ctx.close()
+    report.duration_s = time.monotonic() - started
+    return report
+
+
+def _describe_sessions(report: Report, ctx: Context, results: list[CheckResult]) -> None:
+    """Which checks ran as whom, and the application roles the reverse checks used."""
+    families_by_session: dict[str, list[str]] = {}
+    for family in FAMILIES:
+        ran = next((r.ran_as for r in results if r.family == family.name and r.ran_as), None)
+        if ran:
+            families_by_session.setdefault(ran, []).append(family.name)
+    report.sessions = {", ".join(names): who for who, names in families_by_session.items()}
+    catalog = ctx.catalog_if_used
+    if catalog is not None:
+        report.audit_queries = catalog.queries
+        p = catalog.principals_if_loaded
+        if p is not None:
+            report.application_roles = [r.name for r in p.app_roles]
+            report.application_roles_origin = (
+                "discovered: every login role except umami, the admin/auditor and pg_*/rds* roles"
+                if p.app_roles_discovered else "from the outputs' applicationRoles")
+            report.notes += [f"applicationRoles names {name}, which does not exist" for name in p.missing_app_roles]
+
+
+# -- credentials --------------------------------------------------------------------
+
+def resolve_logins(outputs: StackOutputs, host: str | None, port: int | None
+                   ) -> tuple[Target, str, Target | None, str, list[str]]:
+    """The umami login, an optional admin login, their sources, and notes for the report."""
+    notes: list[str] = []
+    umami, umami_source = credentials.umami_target(outputs, host=host, port=port)
+    if os.environ.get(credentials.ENV_ADMIN_DSN) or (outputs.admin_secret_arn and not outputs.rehearsal):
+        found = credentials.admin_target(outputs, host=host, port=port)
+        admin, admin_source = found if found else (None, "")
+        return umami, umami_source, admin, admin_source, notes
+    if outputs.rehearsal and outputs.db_admin_role:
+        # A rehearsal's passfile holds the admin's password too; without it, umami runs the audit.
+        admin = replace(umami, user=outputs.db_admin_role, password=None)
+        try:
+            connect(admin).close()
+            return umami, umami_source, admin, "PGPASSFILE (rehearsal)", notes
+        except OpsError as exc:
+            notes.append(f"no admin login ({exc}); the catalog audit ran as {umami.user}")
+    return umami, umami_source, None, "", notes
+
+
+def read_secret(outputs: StackOutputs) -> SecretSource:
+    document = credentials.read_secret_json(outputs.db_secret_arn, outputs.get("awsRegion"))
+    return SecretSource(label=f"secret {outputs.db_secret_name or outputs.db_secret_arn}", document=document.values)
+
+
+# -- command line -------------------------------------------------------------------
+
+def _ids(values: list[str]) -> list[str]:
+    return [item for value in values for item in value.split(",")]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m ops.verify", description=__doc__.split("\n\n")[0])
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--stack", help="read `pulumi stack output --json --stack NAME`")
+    source.add_argument("--outputs", metavar="FILE", help="a JSON file of the stack outputs (e.g. the rehearsal's)")
+    parser.add_argument("--format", choices=FORMATS, default="text")
+    parser.add_argument("--fail-on", choices=[s.label for s in Severity if s > Severity.INFO], default="high",
+                        help="exit 1 when a finding is at or above this severity (default high)")
+    parser.add_argument("--only", action="append", default=[], metavar="IDS",
+                        help="comma-separated check ids or family names to run")
+    parser.add_argument("--skip", action="append", default=[], metavar="IDS",
+                        help="comma-separated check ids or family names to leave out")
+    parser.add_argument("--db-host", help="connect here instead of dbHost (an SSH/SSM tunnel)")
+    parser.add_argument("--db-port", type=int, help="connect to this port instead of dbPort")
+    parser.add_argument("--http-timeout", type=float, default=10.0, metavar="SECONDS")
+    parser.add_argument("--list", action="store_true", help="print every check (id, family, severity, title) and exit")
+    args = parser.parse_args(argv)
+    if not args.list and not (args.stack or args.outputs):
+        parser.error("one of the arguments --stack --outputs is required")
+    return args
+
+
+def check_catalog() -> str:
+    """Every check, one per line: id, family, the highest severity it reports, title."""
+    return "".join(f"{check.id}  {family.name:<12} {check.severity.label:<9} {check.title}\n"
+                   for family in FAMILIES for check in family.checks)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        return run_command(args)
+    except OpsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def run_command(args: argparse.Namespace) -> int:
+    if args.list:
+        sys.stdout.write(check_catalog())
+        return 0
+    fail_on = Severity.parse(args.fail_on)
+    only, skip = _ids(args.only), _ids(args.skip)
+    select(only, skip)  # refuse unknown ids before connecting anywhere
+    outputs = load(args.stack, args.outputs)
+    if outputs.rehearsal and not os.environ.get("PGPASSFILE") and outputs.get("rehearsalPassfile"):
+        os.environ["PGPASSFILE"] = str(outputs.get("rehearsalPassfile"))  # libpq reads it for password-less logins
+    include_aws = not outputs.rehearsal
+    secret = read_secret(outputs) if include_aws else None
+    umami, umami_source, admin, admin_source, notes = resolve_logins(outputs, args.db_host, args.db_port)
+    log(f"verifying {outputs.db_role}/{outputs.db_schema} in {outputs.db_name} "
+        f"({'rehearsal' if outputs.rehearsal else 'deployed stack'})")
+    report = run_verification(outputs, umami=umami, admin=admin, include_aws=include_aws, only=only, skip=skip,
+                              secret=secret, umami_source=umami_source, admin_source=admin_source,
+                              http_timeout=args.http_timeout,
+                              source=f"stack {args.stack}" if args.stack else str(args.outputs))
+    report.notes = notes + report.notes
+    sys.stdout.write(render(report, args.format, fail_on))
+    return report.exit_code(fail_on)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""Shared helpers for the ops.verify tests: logins, outputs, injections, Umami 3.1-like migrations.
+
+The migrations here create all 17 tables of Umami 3.1 plus `_prisma_migrations`, as the
+umami role and with unqualified names, the way Prisma applies Umami's SQL.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import psycopg
+from psycopg import sql
+
+from ops.checks.base import Severity, Status
+from ops.checks.schema_state import UMAMI_3_1_TABLES
+from ops.db import Target
+from ops.outputs import StackOutputs, parse_outputs
+from ops.report import Report
+from ops.verify import run_verification
+
+# Who runs an injected statement: the bootstrap superuser, the Aurora-like admin, umami, the application.
+SUPERUSER, ADMIN, UMAMI, APP = "superuser", "admin", "umami", "app"
+
+
+def umami_target(rehearsed) -> Target:
+    return Target("127.0.0.1", rehearsed.aurora.port, rehearsed.aurora.dbname, rehearsed.umami.user,
+                  rehearsed.umami.password, "disable")
+
+
+def admin_target(rehearsed) -> Target:
+    admin = rehearsed.aurora.admin
+    return Target("127.0.0.1", rehearsed.aurora.port, rehearsed.aurora.dbname, admin.user, admin.password, "disable")
+
+
+def outputs_of(rehearsed, **changes) -> StackOutputs:
+    data = dict(rehearsed.outputs)
+    data.update(changes)
+    return parse_outputs(data, "test outputs")
+
+
+def verify(rehearsed, *, as_admin: bool = True, outputs: StackOutputs | None = None,
+           only: Iterable[str] = (), skip: Iterable[str] = ()) -> Report:
+    return run_verification(outputs or outputs_of(rehearsed), umami=umami_target(rehearsed),
+                            admin=admin_target(rehearsed) if as_admin else None, include_aws=False,
+                            only=only, skip=skip)
+
+
+def failing(report: Report, at: Severity = Severity.LOW) -> dict[str, list[str]]:
+    """Check id -> evidence of its findings at or above `at`."""
+    found = {}
+    for result in report.results:
+        shown = [f"{f.severity.label} {f.subject}: {f.evidence}" for f in result.findings if f.severity >= at]
+        if result.status == Status.FAIL and shown:
+            found[result.check.id] = shown
+    return found
+
+
+def error_line(stderr: str) -> str:
+    """The one-line reason of a run that could not happen (exit 2): progress lines aside, exactly one
+    `error:` line and no traceback."""
+    assert "Traceback" not in stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, stderr
+    return errors[0]
+
+
+def connect_as(rehearsed, who: str, dbname: str | None = None) -> psycopg.Connection:
+    aurora = rehearsed.aurora
+    if who == SUPERUSER:
+        return aurora.superuser_conn(dbname)
+    creds = {ADMIN: aurora.admin, UMAMI: rehearsed.umami, APP: aurora.app}[who]
+    return aurora.cluster.connect(creds.user, creds.password, dbname or aurora.dbname, autocommit=True)
+
+
+def inject(rehearsed, steps: Iterable[tuple[str, str]]) -> None:
+    """Run each (who, statement) in the application database; `who@db` targets another database."""
+    for who, statement in steps:
+        role, _, dbname = who.partition("@")
+        with connect_as(rehearsed, role, dbname or None) as conn:
+            conn.execute(statement)
+
+
+def run_umami_31_migrations(conn: psycopg.Connection, *, failed: str | None = None) -> None:
+    """Umami 3.1's tables (simplified columns) with UUID defaults, indexes, a sequence and
+    Prisma's bookkeeping; `failed` adds a migration that started and never finished."""
+    with conn.transaction():
+        conn.execute('CREATE EXTENSION IF NOT EXISTS "pgcrypto"')
+        conn.execute("""CREATE TABLE "_prisma_migrations" (
+            id varchar(36) PRIMARY KEY, checksum varchar(64) NOT NULL, finished_at timestamptz,
+            migration_name varchar(255) NOT NULL, logs text, rolled_back_at timestamptz,
+            started_at timestamptz NOT NULL DEFAULT now(), applied_steps_count integer NOT NULL DEFAULT 0)""")
+        for table in sorted(UMAMI_3_1_TABLES):
+            key = sql.Identifier(f"{table}_id")
+            conn.execute(sql.SQL("CREATE TABLE {} ({} uuid PRIMARY KEY DEFAULT gen_random_uuid(), "
+                                 "created_at timestamptz DEFAULT now())").format(sql.Identifier(table), key))
+            conn.execute(sql.SQL("CREATE INDEX {} ON {} (created_at)").format(
+                sql.Identifier(f"{table}_created_at_idx"), sql.Identifier(table)))
+        conn.execute("CREATE SEQUENCE report_number_seq")
+        conn.execute('INSERT INTO "user" DEFAULT VALUES')
+        for name in ("01_init", "02_report_schema_session_data", "14_add_link_and_pixel", "19_add_session_replay"):
+            conn.execute("INSERT INTO _prisma_migrations (id, checksum, finished_at, migration_name, applied_steps_count) "
+                         "VALUES (gen_random_uuid()::text, md5(%s), now(), %s, 1)", (name, name))
+        if failed:
+            conn.execute("INSERT INTO _prisma_migrations (id, checksum, migration_name, logs) "
+                         "VALUES (gen_random_uuid()::text, md5(%s), %s, 'ERROR: boom')", (failed, failed))
+
+
+def test_umami_31_migrations_create_the_expected_tables_as_the_role(rehearsed):
+    with connect_as(rehearsed, UMAMI) as conn:
+        run_umami_31_migrations(conn)
+        rows = conn.execute("SELECT c.relname, pg_get_userbyid(c.relowner) FROM pg_class c "
+                            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                            "WHERE n.nspname = 'umami' AND c.relkind = 'r'").fetchall()
+    assert {name for name, _ in rows} == set(UMAMI_3_1_TABLES) | {"_prisma_migrations"}
+    assert {owner for _, owner in rows} == {"umami_user"}
