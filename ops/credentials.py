@@ -5,6 +5,9 @@
 - an admin or auditor: the admin secret when the outputs name one (`adminSecretArn`),
   or `UMAMI_ADMIN_DSN`.
 
+Outputs written by the rehearsal (`rehearsal: true`) name a libpq passfile
+(`rehearsalPassfile`) holding both passwords; Secrets Manager is never asked then.
+
 Passwords are kept in memory only; every error message is free of them.
 """
 
@@ -30,6 +33,18 @@ class SecretDocument:
 
     arn: str
     values: dict
+
+
+def rehearsal_passfile(outputs: StackOutputs) -> str | None:
+    """The rehearsal's passfile, unless PGPASSFILE already names one."""
+    passfile = outputs.get("rehearsalPassfile")
+    if os.environ.get("PGPASSFILE") or not isinstance(passfile, str) or not passfile:
+        return None
+    return passfile
+
+
+def passfile_label() -> str:
+    return "PGPASSFILE (rehearsal)" if os.environ.get("PGPASSFILE") else "rehearsal passfile"
 
 
 def read_secret_json(arn: str, region: str | None) -> SecretDocument:
@@ -59,7 +74,7 @@ def umami_target(outputs: StackOutputs, *, host: str | None = None, port: int | 
     if password:
         return replace(target, password=password), f"environment {ENV_UMAMI_PASSWORD}"
     if outputs.rehearsal:
-        return target, "PGPASSFILE (rehearsal)"
+        return replace(target, passfile=rehearsal_passfile(outputs)), passfile_label()
     secret = read_secret_json(outputs.db_secret_arn, region or outputs.get("awsRegion"))
     password = secret.values.get("password")
     if not isinstance(password, str) or not password:
@@ -76,6 +91,12 @@ def admin_target(outputs: StackOutputs, *, host: str | None = None, port: int | 
         if host or port:
             target = replace(target, host=host or target.host, port=port or target.port)
         return target, f"environment {ENV_ADMIN_DSN}"
+    if outputs.rehearsal:
+        if not outputs.db_admin_role:
+            return None
+        return Target(host=host or outputs.db_host, port=port or outputs.db_port, dbname=outputs.db_name,
+                      user=outputs.db_admin_role, sslmode=outputs.db_sslmode,
+                      passfile=rehearsal_passfile(outputs)), passfile_label()
     if not outputs.admin_secret_arn:
         return None
     secret = read_secret_json(outputs.admin_secret_arn, region or outputs.get("awsRegion"))

@@ -35,12 +35,15 @@ class Target:
     user: str
     password: str | None = None
     sslmode: str = "prefer"
+    passfile: str | None = None  # a libpq passfile to look the password up in (the rehearsal's)
 
     def conninfo(self, **extra) -> str:
         params = dict(host=self.host, port=self.port, dbname=self.dbname, user=self.user,
                       sslmode=self.sslmode, connect_timeout=10, application_name=APPLICATION_NAME)
         if self.password is not None:
             params["password"] = self.password
+        elif self.passfile:
+            params["passfile"] = self.passfile
         params.update(extra)
         return pg_conninfo.make_conninfo(**params)
 

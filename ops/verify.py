@@ -11,7 +11,7 @@ Exit 0: nothing at or above --fail-on (default high); 1: findings at or above it
 Credentials: the umami role's from the secret named in the outputs, or
 UMAMI_DB_PASSWORD; an admin/auditor from the admin secret the outputs name, or
 UMAMI_ADMIN_DSN. For outputs written by `ops.rehearse` ("rehearsal": true)
-passwords come from PGPASSFILE (the rehearsal's passfile when unset), and the
+passwords come from the rehearsal's passfile (or PGPASSFILE), and the
 AWS checks are reported as not applicable. Read-only against the database;
 probes that attempt a write do so in a transaction that is rolled back.
 """
@@ -22,7 +22,6 @@ import argparse
 import os
 import sys
 import time
-from dataclasses import replace
 from typing import Iterable
 
 import psycopg
@@ -145,19 +144,18 @@ def resolve_logins(outputs: StackOutputs, host: str | None, port: int | None
     """The umami login, an optional admin login, their sources, and notes for the report."""
     notes: list[str] = []
     umami, umami_source = credentials.umami_target(outputs, host=host, port=port)
-    if os.environ.get(credentials.ENV_ADMIN_DSN) or (outputs.admin_secret_arn and not outputs.rehearsal):
-        found = credentials.admin_target(outputs, host=host, port=port)
-        admin, admin_source = found if found else (None, "")
-        return umami, umami_source, admin, admin_source, notes
-    if outputs.rehearsal and outputs.db_admin_role:
-        # A rehearsal's passfile holds the admin's password too; without it, umami runs the audit.
-        admin = replace(umami, user=outputs.db_admin_role, password=None)
+    found = credentials.admin_target(outputs, host=host, port=port)
+    if found is None:
+        return umami, umami_source, None, "", notes
+    admin, admin_source = found
+    if outputs.rehearsal and not os.environ.get(credentials.ENV_ADMIN_DSN):
+        # The rehearsal's passfile may lack the admin (--dsn without a password); umami audits then.
         try:
             connect(admin).close()
-            return umami, umami_source, admin, "PGPASSFILE (rehearsal)", notes
         except OpsError as exc:
             notes.append(f"no admin login ({exc}); the catalog audit ran as {umami.user}")
-    return umami, umami_source, None, "", notes
+            return umami, umami_source, None, "", notes
+    return umami, umami_source, admin, admin_source, notes
 
 
 def read_secret(outputs: StackOutputs) -> SecretSource:
@@ -216,8 +214,6 @@ def run_command(args: argparse.Namespace) -> int:
     only, skip = _ids(args.only), _ids(args.skip)
     select(only, skip)  # refuse unknown ids before connecting anywhere
     outputs = load(args.stack, args.outputs)
-    if outputs.rehearsal and not os.environ.get("PGPASSFILE") and outputs.get("rehearsalPassfile"):
-        os.environ["PGPASSFILE"] = str(outputs.get("rehearsalPassfile"))  # libpq reads it for password-less logins
     include_aws = not outputs.rehearsal
     secret = read_secret(outputs) if include_aws else None
     umami, umami_source, admin, admin_source, notes = resolve_logins(outputs, args.db_host, args.db_port)

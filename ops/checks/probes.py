@@ -35,8 +35,10 @@ LIMIT %(limit)s
 LISTED_SQL = """
 SELECT t.table_schema, t.table_name FROM information_schema.tables t
 WHERE t.table_schema <> ALL(%(hidden)s) AND t.table_schema !~ '^pg_temp_'
-  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.deptype = 'e'
-                  AND d.objid = to_regclass(format('%%I.%%I', t.table_schema, t.table_name)))
+  -- Matched by name through the catalogs: to_regclass() would fail on a schema without USAGE.
+  AND NOT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                  JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e'
+                  WHERE n.nspname = t.table_schema AND c.relname = t.table_name)
 ORDER BY 1, 2 LIMIT 20
 """
 

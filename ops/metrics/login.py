@@ -7,7 +7,6 @@ the state of other roles' sessions, and the snapshot records which one it was.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from ops import credentials
@@ -31,13 +30,6 @@ class Login:
     note: str | None     # set when `auto` fell back to the umami role
 
 
-def _use_rehearsal_passfile(outputs: StackOutputs) -> None:
-    # A rehearsal keeps the umami password in a libpq passfile; libpq finds it through PGPASSFILE.
-    passfile = outputs.get("rehearsalPassfile")
-    if outputs.rehearsal and isinstance(passfile, str) and passfile and "PGPASSFILE" not in os.environ:
-        os.environ["PGPASSFILE"] = passfile
-
-
 def choose_login(outputs: StackOutputs, mode: str = AUTO, *, host: str | None = None,
                  port: int | None = None) -> Login:
     """The login for `mode` (auto, admin or umami); admin credentials that fail to load
@@ -59,6 +51,5 @@ def choose_login(outputs: StackOutputs, mode: str = AUTO, *, host: str | None = 
             raise OpsError(f"no admin credentials: set {credentials.ENV_ADMIN_DSN} or the stack's adminSecretArn")
         note = note or (f"no admin credentials ({credentials.ENV_ADMIN_DSN} unset, no adminSecretArn); "
                         "connected as the umami role, which cannot see other roles' session states")
-    _use_rehearsal_passfile(outputs)
     target, source = credentials.umami_target(outputs, host=host, port=port)
     return Login(target, source, UMAMI, note)

@@ -5,7 +5,8 @@ import pytest
 
 from ops.checks import ALL_CHECKS
 from ops.checks.base import Status
-from tests.integration.test_verify_support import (
+from ops.checks.schema_state import UMAMI_3_1_TABLES
+from tests.verify_support import (
     UMAMI, connect_as, failing, outputs_of, run_umami_31_migrations, verify,
 )
 from tests.umami_like import run_umami_like_migrations
@@ -51,3 +52,13 @@ def test_aws_checks_are_not_applicable_in_a_rehearsal(rehearsed):
     not_applicable = {r.check.id: r.reason for r in report.results if r.status == Status.NOT_APPLICABLE}
     assert set(not_applicable) == {cid for cid, (f, _) in ALL_CHECKS.items() if f.name in ("secret", "deployment")}
     assert all(reason.startswith("rehearsal") for reason in not_applicable.values())
+
+
+def test_umami_31_migrations_create_the_expected_tables_as_the_role(rehearsed):
+    with connect_as(rehearsed, UMAMI) as conn:
+        run_umami_31_migrations(conn)
+        rows = conn.execute("SELECT c.relname, pg_get_userbyid(c.relowner) FROM pg_class c "
+                            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                            "WHERE n.nspname = 'umami' AND c.relkind = 'r'").fetchall()
+    assert {name for name, _ in rows} == set(UMAMI_3_1_TABLES) | {"_prisma_migrations"}
+    assert {owner for _, owner in rows} == {"umami_user"}

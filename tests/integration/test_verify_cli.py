@@ -14,7 +14,7 @@ import pytest
 
 from ops.pgcluster import free_port
 from ops.verify import main
-from tests.integration.test_verify_support import ADMIN, APP, error_line, inject
+from tests.verify_support import ADMIN, APP, error_line, inject
 
 ROOT = Path(__file__).resolve().parents[2]
 

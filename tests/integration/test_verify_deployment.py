@@ -21,7 +21,7 @@ from ops.db import Target
 from ops.errors import OpsError
 from ops.outputs import parse_outputs
 from ops.verify import run_verification
-from tests.integration.test_verify_support import failing
+from tests.verify_support import failing
 
 REGION = "eu-west-1"
 DEP_IDS = {f"DEP-00{i}" for i in range(1, 8)}

@@ -13,7 +13,7 @@ import pytest
 
 from ops.checks import ALL_CHECKS
 from ops.checks.base import Severity
-from tests.integration.test_verify_support import (
+from tests.verify_support import (
     ADMIN, APP, SUPERUSER, UMAMI, connect_as, failing, inject, outputs_of, run_umami_31_migrations, verify,
 )
 from tests.umami_like import run_umami_like_migrations

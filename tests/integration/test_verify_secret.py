@@ -13,7 +13,7 @@ from moto import mock_aws
 from ops.checks.base import Severity, Status
 from ops.checks.context import SecretSource
 from ops.verify import main, run_verification
-from tests.integration.test_verify_support import admin_target, error_line, failing, outputs_of, umami_target
+from tests.verify_support import admin_target, error_line, failing, outputs_of, umami_target
 
 REGION = "eu-west-1"
 SERVICE_KEYS = ("ecsClusterArn", "ecsClusterName", "ecsServiceName", "targetGroupArn", "url", "logGroupName")

@@ -103,13 +103,3 @@ def run_umami_31_migrations(conn: psycopg.Connection, *, failed: str | None = No
         if failed:
             conn.execute("INSERT INTO _prisma_migrations (id, checksum, migration_name, logs) "
                          "VALUES (gen_random_uuid()::text, md5(%s), %s, 'ERROR: boom')", (failed, failed))
-
-
-def test_umami_31_migrations_create_the_expected_tables_as_the_role(rehearsed):
-    with connect_as(rehearsed, UMAMI) as conn:
-        run_umami_31_migrations(conn)
-        rows = conn.execute("SELECT c.relname, pg_get_userbyid(c.relowner) FROM pg_class c "
-                            "JOIN pg_namespace n ON n.oid = c.relnamespace "
-                            "WHERE n.nspname = 'umami' AND c.relkind = 'r'").fetchall()
-    assert {name for name, _ in rows} == set(UMAMI_3_1_TABLES) | {"_prisma_migrations"}
-    assert {owner for _, owner in rows} == {"umami_user"}
