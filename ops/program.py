@@ -26,6 +26,8 @@ from pulumi.runtime import mocks, rpc, settings
 from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.stack import run_in_stack
 
+from ops.errors import OpsError
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SECRET_SIG = rpc._special_sig_key  # "4dabf18193072939515e22adb298388d"
 SECRET_VALUE = rpc._special_secret_sig
@@ -197,7 +199,6 @@ def read_stack_config(stack: str, project_dir: Path = PROJECT_ROOT) -> dict[str,
     """The `config:` block of Pulumi.<stack>.yaml, keys fully qualified."""
     path = project_dir / f"Pulumi.{stack}.yaml"
     if not path.exists():
-        from ops.errors import OpsError
         raise OpsError(f"no stack file {path.name} in {project_dir}")
     project = yaml.safe_load((project_dir / "Pulumi.yaml").read_text())["name"]
     config = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
@@ -215,6 +216,18 @@ def encode_config(config: dict[str, Any]) -> dict[str, str]:
         else:
             encoded[key] = json.dumps(value)
     return encoded
+
+
+def parse_overrides(items: list[str], project: str) -> dict[str, str]:
+    """`KEY=VALUE` strings to config entries; keys without a namespace get the project's."""
+    overrides: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise OpsError(f"--set {item!r} is not KEY=VALUE (e.g. --set umami:schemaName=analytics)")
+        overrides[key if ":" in key else f"{project}:{key}"] = value
+    return overrides
 
 
 _RUN_LOCK = threading.Lock()

@@ -29,13 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psycopg
 
 from ops import pgcluster
 from ops.db import Target, redact, target_from_dsn
-from ops.errors import OpsError
+from ops.errors import OpsError, run_command_line
 from ops.offline import OfflineHandler
-from ops.program import PROJECT_ROOT, ProgramRun, Resource, read_stack_config, run_program
+from ops.program import PROJECT_ROOT, ProgramRun, Resource, parse_overrides, read_stack_config, run_program
 from ops.provider_sql import ApplyError, Change, PostgresApplier, ProviderConnection
 
 NAMESPACE = "umami"
@@ -322,16 +321,6 @@ def destroy(stack: str, *, dsn: str | None = None, overrides: dict[str, str] | N
     return handler.changes, not handler.failed
 
 
-def parse_overrides(pairs: list[str]) -> dict[str, str]:
-    overrides = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise OpsError(f"--set {pair!r} is not KEY=VALUE")
-        overrides[key if ":" in key else f"{NAMESPACE}:{key}"] = value
-    return overrides
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ops.rehearse", description=__doc__.split("\n\n")[0])
     parser.add_argument("--stack", required=True, help="stack whose Pulumi.<stack>.yaml to rehearse")
@@ -340,16 +329,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--outputs", type=Path, help="where to write the stack outputs JSON")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     parser.add_argument("--stop", action="store_true", help="stop the throwaway cluster of this stack")
-    args = parser.parse_args(argv)
-    try:
-        return run_command(args)
-    except OpsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return run_command_line(run_command, parser.parse_args(argv))
 
 
 def run_command(args: argparse.Namespace) -> int:
-    overrides = parse_overrides(args.set)
+    overrides = parse_overrides(args.set, NAMESPACE)
     if args.stop:
         state = State.load(state_dir_for(args.stack, None) / "state.json")
         if "cluster" in state.data:

@@ -31,7 +31,7 @@ from ops.checks import ALL_CHECKS, FAMILIES, Family
 from ops.checks.base import CheckResult, NotApplicable, Severity, Status, result_from_findings
 from ops.checks.context import Context, SecretSource
 from ops.db import Target, connect, redact
-from ops.errors import OpsError
+from ops.errors import OpsError, run_command_line
 from ops.outputs import StackOutputs, load
 from ops.report import FORMATS, Report, render
 
@@ -198,12 +198,7 @@ def check_catalog() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        return run_command(args)
-    except OpsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return run_command_line(run_command, parse_args(argv))
 
 
 def run_command(args: argparse.Namespace) -> int:

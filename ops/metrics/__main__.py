@@ -20,7 +20,7 @@ import sys
 from datetime import timedelta
 from typing import Any
 
-from ops.errors import OpsError
+from ops.errors import OpsError, run_command_line
 from ops.metrics import snapshot, sources, thresholds
 from ops.metrics.collect import SnapshotRequest, log, take_snapshot
 from ops.metrics.diff import Diff, compare
@@ -151,11 +151,7 @@ def run_check(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     runners = {"snapshot": run_snapshot, "diff": run_diff, "check": run_check}
-    try:
-        return runners[args.command](args)
-    except OpsError as exc:
-        print(f"metrics: error: {exc}", file=sys.stderr)
-        return 2
+    return run_command_line(runners[args.command], args)
 
 
 if __name__ == "__main__":

@@ -10,13 +10,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from ops.errors import OpsError
+from ops.errors import OpsError, run_command_line
 from ops.preview import plan as plan_module
 from ops.preview.diff import diff_plans
 from ops.preview.model import SEVERITIES, Review, severity_rank
 from ops.preview.render import COMMENT_LIMIT, render
 from ops.preview.summarize import load_preview, summarize
-from ops.program import PROJECT_ROOT
+from ops.program import PROJECT_ROOT, parse_overrides
 
 
 def parser() -> argparse.ArgumentParser:
@@ -60,7 +60,7 @@ def run(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     if args.command == "plan":
         project = plan_module.project_name(args.project_dir)
-        overrides = plan_module.parse_overrides(args.overrides, project)
+        overrides = parse_overrides(args.overrides, project)
         manifest = plan_module.build_plan(args.stack, overrides, args.project_dir)
         text = plan_module.dumps(manifest)
         if args.out:
@@ -81,12 +81,7 @@ def run(argv: list[str]) -> int:
 
 
 def main() -> None:
-    try:
-        code = run(sys.argv[1:])
-    except OpsError as exc:
-        print(f"ops.preview: {exc}", file=sys.stderr)
-        code = 2
-    sys.exit(code)
+    sys.exit(run_command_line(run, sys.argv[1:]))
 
 
 if __name__ == "__main__":

@@ -31,18 +31,6 @@ MASK = "[secret]"
 SECRET_PLACEHOLDER = "offline-placeholder-secret"
 
 
-def parse_overrides(items: list[str], project: str) -> dict[str, str]:
-    """`KEY=VALUE` strings to config entries; keys without a namespace get the project's."""
-    overrides: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise OpsError(f"--set {item!r} is not KEY=VALUE (e.g. --set umami:schemaName=analytics)")
-        overrides[key if ":" in key else f"{project}:{key}"] = value
-    return overrides
-
-
 def project_name(project_dir: Path) -> str:
     """The `name` of the project's Pulumi.yaml (it prefixes config keys without a namespace)."""
     try:

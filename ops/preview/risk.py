@@ -20,7 +20,7 @@ Each rule looks at the list of `ResourceChange`s (from two offline plans or from
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from ops.preview.model import (CREATE, CRITICAL, DELETE, HIGH, MEDIUM, REPLACE, SAME, UNKNOWN, UPDATE, Finding,
@@ -194,17 +194,8 @@ def _documents(change_inputs: dict[str, Any] | None, type_token: str) -> list[An
 def permissions(documents: Iterable[Any]) -> set[tuple[str, str, str, str, str]]:
     """Allow statements flattened to (action, resource, principal, condition, effect-kind) tuples."""
     grants = set()
-    for document in documents:
-        if isinstance(document, str):
-            try:
-                document = json.loads(document)
-            except ValueError:
-                continue
-        if not isinstance(document, dict):
-            continue
-        for statement in _as_list(document.get("Statement")):
-            if not isinstance(statement, dict) or statement.get("Effect") != "Allow":
-                continue
+    for statement in _statements(documents):
+        if statement.get("Effect") == "Allow":
             principal = json.dumps(statement.get("Principal"), sort_keys=True)
             condition = json.dumps(statement.get("Condition"), sort_keys=True)
             actions = [("Action", a) for a in _as_list(statement.get("Action"))]
@@ -220,19 +211,22 @@ def permissions(documents: Iterable[Any]) -> set[tuple[str, str, str, str, str]]
 def action_spelling(documents: Iterable[Any]) -> dict[str, str]:
     """Lower-cased action -> the spelling the policy uses (IAM compares actions case-insensitively)."""
     spelled = {}
+    for statement in _statements(documents):
+        for action in _as_list(statement.get("Action")) + _as_list(statement.get("NotAction")):
+            spelled[str(action).lower()] = str(action)
+    return spelled
+
+
+def _statements(documents: Iterable[Any]) -> Iterator[dict]:
+    """Every statement of the policy documents (JSON strings or parsed); unreadable ones are skipped."""
     for document in documents:
         if isinstance(document, str):
             try:
                 document = json.loads(document)
             except ValueError:
                 continue
-        if not isinstance(document, dict):
-            continue
-        for statement in _as_list(document.get("Statement")):
-            if isinstance(statement, dict):
-                for action in _as_list(statement.get("Action")) + _as_list(statement.get("NotAction")):
-                    spelled[str(action).lower()] = str(action)
-    return spelled
+        if isinstance(document, dict):
+            yield from (s for s in _as_list(document.get("Statement")) if isinstance(s, dict))
 
 
 def iam_widened(changes: list[ResourceChange]) -> list[Finding]:

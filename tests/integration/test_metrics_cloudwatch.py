@@ -175,7 +175,7 @@ def test_free_storage_space_asked_for_is_exit_2_with_the_reason(tmp_path, capsys
     assert main(["snapshot", "--outputs", str(outputs), "--out", str(tmp_path / "s.json"),
                  "--metric", "FreeStorageSpace"]) == 2
     assert capsys.readouterr().err.strip() == (
-        "metrics: error: --metric FreeStorageSpace: FreeStorageSpace is not an Aurora metric: Aurora storage "
+        "error: --metric FreeStorageSpace: FreeStorageSpace is not an Aurora metric: Aurora storage "
         "grows on its own; the cluster volume is VolumeBytesUsed, which is collected by default")
 
 

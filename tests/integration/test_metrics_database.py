@@ -256,7 +256,7 @@ def test_require_cloudwatch_without_a_cluster_identifier_exits_2(as_admin, tmp_p
     outputs = write_outputs(tmp_path / "outputs.json", as_admin)
     assert snap(outputs, tmp_path / "s.json", "--require-cloudwatch") == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("metrics: error: CloudWatch part skipped in the new snapshot")
+    assert err[-1].startswith("error: CloudWatch part skipped in the new snapshot")
     assert "no Aurora cluster identifier" in err[-1]
     assert not (tmp_path / "s.json").exists()
 
@@ -274,7 +274,7 @@ def test_admin_login_asked_for_but_missing_is_exit_2(no_aws, aurora, tmp_path, c
     outputs = write_outputs(tmp_path / "outputs.json", aurora)
     assert snap(outputs, tmp_path / "s.json", "--db-user", "admin") == 2
     assert capsys.readouterr().err.strip() == (
-        "metrics: error: no admin credentials: set UMAMI_ADMIN_DSN or the stack's adminSecretArn")
+        "error: no admin credentials: set UMAMI_ADMIN_DSN or the stack's adminSecretArn")
 
 
 # -- files: corrupt, mismatched, plotted -------------------------------------------
@@ -390,6 +390,6 @@ def test_module_runs_as_a_program_and_errors_without_traceback(tmp_path):
     result = subprocess.run([sys.executable, "-m", "ops.metrics", "diff", str(tmp_path / "missing.json"),
                              str(tmp_path / "other.json")], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert result.returncode == 2
-    assert result.stderr.strip() == f"metrics: error: cannot read snapshot {tmp_path / 'missing.json'}: " \
+    assert result.stderr.strip() == f"error: cannot read snapshot {tmp_path / 'missing.json'}: " \
                                     "No such file or directory"
     assert "Traceback" not in result.stderr

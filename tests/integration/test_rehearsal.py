@@ -124,7 +124,7 @@ def test_cli_rehearses_and_confirms_isolation(aurora, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--set", "umami:connectionLimit=0"], "error: umami:connectionLimit=0 is out of range; use 1-500"),
     (["--set", "schemaName=public"], "error: umami:schemaName=public is a shared schema; use a dedicated schema such as umami"),
-    (["--set", "oops"], "error: --set 'oops' is not KEY=VALUE"),
+    (["--set", "oops"], "error: --set 'oops' is not KEY=VALUE (e.g. --set umami:schemaName=analytics)"),
 ])
 def test_cli_bad_input_is_one_line_exit_2(aurora, args, message):
     result = run_cli("--stack", "dev", "--dsn", aurora.admin_dsn(), *args)

@@ -14,7 +14,7 @@ import pytest
 from ops.errors import OpsError
 from ops.offline import OfflineHandler
 from ops.preview import plan
-from ops.program import PROJECT_ROOT
+from ops.program import PROJECT_ROOT, parse_overrides
 
 STACK = "dev"
 
@@ -139,11 +139,11 @@ def test_set_overrides_config():
 @pytest.mark.parametrize("item", ["schemaName", "=analytics", ""])
 def test_malformed_set_is_rejected(item):
     with pytest.raises(OpsError, match="is not KEY=VALUE"):
-        plan.parse_overrides([item], "umami")
+        parse_overrides([item], "umami")
 
 
 def test_set_without_namespace_gets_the_project_namespace():
-    assert plan.parse_overrides(["schemaName=a=b"], "umami") == {"umami:schemaName": "a=b"}
+    assert parse_overrides(["schemaName=a=b"], "umami") == {"umami:schemaName": "a=b"}
 
 
 def test_config_the_program_rejects_is_one_line_and_exit_2():
@@ -152,7 +152,7 @@ def test_config_the_program_rejects_is_one_line_and_exit_2():
     assert process.returncode == 2
     assert stdout == ""
     assert "Traceback" not in stderr
-    errors = [line for line in stderr.splitlines() if line.startswith("ops.preview:")]
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "umami:schemaName=public" in errors[0]
 
 
