@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ops.errors import OpsError
+from ops.jsonfile import read_json
 
 CONTRACT_VERSION = 1
 REQUIRED_KEYS = ("contractVersion", "dbHost", "dbPort", "dbName", "dbSchema", "dbRole", "dbSecretArn")
@@ -84,15 +85,7 @@ def parse_outputs(data: Any, source: str) -> StackOutputs:
 
 
 def load_outputs_file(path: str | Path) -> StackOutputs:
-    try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise OpsError(f"cannot read outputs file {path}: {exc.strerror}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise OpsError(f"outputs file {path} is not valid JSON (line {exc.lineno}: {exc.msg})") from None
-    return parse_outputs(data, str(path))
+    return parse_outputs(read_json(path, "outputs file"), str(path))
 
 
 def load_stack_outputs(stack: str) -> StackOutputs:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from ops.errors import OpsError
+from ops.jsonfile import read_json
 
 FORMAT = "umami-ops-metrics-snapshot"
 VERSION = 1
@@ -171,16 +172,7 @@ def validate(doc: Any, source: str) -> dict[str, Any]:
 
 def load(path: str | Path) -> dict[str, Any]:
     """Read and validate a snapshot file."""
-    try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise OpsError(f"cannot read snapshot {path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise OpsError(f"snapshot {path} is not text (is it a snapshot file?)") from None
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise OpsError(f"snapshot {path} is not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    doc = read_json(path, "snapshot")
     return validate(doc, f"snapshot {path}")
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ops.errors import OpsError
+from ops.jsonfile import read_json
 from ops.metrics.units import format_bytes
 
 PASS = "pass"
@@ -181,12 +182,4 @@ def parse(data: Any, source: str) -> Thresholds:
 
 def load(path: str | Path) -> Thresholds:
     """Read a thresholds file; every problem is one line naming the file and the key."""
-    try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise OpsError(f"cannot read thresholds file {path}: {exc.strerror}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise OpsError(f"thresholds file {path} is not valid JSON (line {exc.lineno}: {exc.msg})") from None
-    return parse(data, f"thresholds file {path}")
+    return parse(read_json(path, "thresholds file"), f"thresholds file {path}")

@@ -22,6 +22,7 @@ import pulumi
 import yaml
 
 from ops.errors import OpsError
+from ops.jsonfile import read_json
 from ops.offline import OfflineHandler
 from ops.program import PROJECT_ROOT, ProgramRun, read_stack_config, run_program
 
@@ -157,12 +158,7 @@ def dumps(plan: dict[str, Any]) -> str:
 
 def load_plan(path: str | Path) -> dict[str, Any]:
     """Read a plan written by `plan`; anything else is a one-line OpsError."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except OSError as exc:
-        raise OpsError(f"cannot read plan {path}: {exc.strerror}") from None
-    except json.JSONDecodeError as exc:
-        raise OpsError(f"plan {path} is not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    data = read_json(path, "plan")
     if not isinstance(data, dict) or data.get("format") != PLAN_FORMAT:
         found = data.get("format") if isinstance(data, dict) else type(data).__name__
         raise OpsError(f"{path} is not an offline plan (format={found!r}, expected {PLAN_FORMAT})")

@@ -12,12 +12,12 @@ delete-replaced; they are folded into one change.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
 
 from ops.errors import OpsError
+from ops.jsonfile import read_json
 from ops.preview.diff import property_changes
 from ops.preview.model import (CREATE, DELETE, READ, REPLACE, SAME, UPDATE, PropertyChange, ResourceChange,
                                Review, top_level_key)
@@ -34,12 +34,7 @@ _PATH_TOKEN = re.compile(r'\.?([A-Za-z0-9_$-]+)|\[(\d+)\]|\["((?:[^"\\]|\\.)*)"\
 
 def load_preview(path: str | Path) -> dict[str, Any]:
     """The digest, or a one-line OpsError naming what is wrong."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except OSError as exc:
-        raise OpsError(f"cannot read preview {path}: {exc.strerror}") from None
-    except json.JSONDecodeError as exc:
-        raise OpsError(f"preview {path} is not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    data = read_json(path, "preview")
     if not isinstance(data, dict) or not (DIGEST_KEYS & set(data)):
         raise OpsError(f"{path} is not a `pulumi preview --json` document (no steps or changeSummary)")
     if not isinstance(data.get("steps") or [], list):
