@@ -288,7 +288,13 @@ class PostgresApplier:
             return Change(resource, "same", "already absent")
         mode = sql.SQL("CASCADE" if inputs.get("dropCascade") else "RESTRICT")
         change = Change(resource, "delete")
-        self.run(change, database, [(sql.SQL("DROP SCHEMA {} {}").format(ident(name), mode), None)])
+        try:
+            self.run(change, database, [(sql.SQL("DROP SCHEMA {} {}").format(ident(name), mode), None)])
+        except ApplyError as exc:
+            if "2BP01" not in str(exc):
+                raise
+            raise ApplyError(f"{exc}: the schema still holds Umami's tables or the retained pgcrypto; "
+                             "umami:dropSchemaCascade=true drops them with it") from None
         return change
 
     # -- Grant (schema level) --------------------------------------------------

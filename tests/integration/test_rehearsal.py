@@ -82,6 +82,7 @@ def test_destroy_keeps_umami_data_unless_cascade_is_asked_for(aurora, tmp_path):
     failed = [c for c in changes if c.action == "failed"]
     assert [c.label for c in failed] == ["Schema umami-schema"]
     assert "cannot drop schema umami because other objects depend on it" in failed[0].detail
+    assert "umami:dropSchemaCascade=true drops them with it" in failed[0].detail
     with aurora.superuser_conn() as conn:  # the data survives, now owned by the admin
         assert conn.execute("SELECT count(*), pg_get_userbyid(max(relowner::int)::oid) FROM pg_class "
                             "WHERE relname = 'website_event'").fetchone() == (1, "postgres")
