@@ -64,7 +64,7 @@ class Handler:
         return f"{resource.name}-id", dict(resource.inputs)
 
     def call(self, token: str, args: dict[str, Any]) -> dict[str, Any]:
-        raise NotImplementedError(f"data source {token} is not available offline")
+        raise OpsError(f"data source {token} has no offline answer")
 
 
 def _find_secret_keys(struct) -> set[str]:
@@ -248,6 +248,7 @@ def run_program(handler: Handler, *, stack: str, config: dict[str, Any],
         settings.configure(mocks.MockSettings(
             monitor=monitor, monitor_features=features, engine=mocks.MockEngine(None),
             project=project, stack=stack, dry_run=preview, organization="organization", callbacks=None,
+            outputs=set(),  # a failed earlier run may have left tasks of its closed loop here
         ))
         settings.set_root_resource(None)  # run_in_stack creates the root Stack
         if str(project_dir) not in sys.path:
@@ -258,6 +259,11 @@ def run_program(handler: Handler, *, stack: str, config: dict[str, Any],
             asyncio.set_event_loop(loop)
             loop.run_until_complete(run_in_stack(lambda: runpy.run_path(main, run_name="__main__")))
         finally:
+            # After a failure, registrations may still be waiting: cancel them rather than leak them.
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             loop.run_until_complete(loop.shutdown_default_executor())
             loop.close()
             monitor.close_thread_loops()

@@ -65,8 +65,6 @@ def run_offline(stack: str, config: dict[str, Any], secret_keys: tuple[str, ...]
     except pulumi.RunError as exc:
         problems = [line.strip() for line in str(exc).splitlines() if line.strip()]
         raise OpsError("; ".join(problems) or "the program rejected its configuration") from None
-    except NotImplementedError as exc:  # a data source OfflineHandler does not answer
-        raise OpsError(f"cannot plan offline: {exc}") from None
 
 
 def secret_values(run: ProgramRun, handler: OfflineHandler, config: dict[str, Any],
