@@ -18,7 +18,6 @@ import secrets
 import shutil
 import socket
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -155,17 +154,9 @@ class LocalCluster:
 
     # -- helpers ---------------------------------------------------------
     def _run(self, tool: str, *args: str) -> None:
-        cmd = [str(self.bin / tool), *args]
-        preexec = None
-        if self._os_user:
-            entry = pwd.getpwnam(self._os_user)
-
-            def preexec() -> None:  # drop to the postgres OS user
-                os.setgid(entry.pw_gid)
-                os.setuid(entry.pw_uid)
-
         result = subprocess.run(
-            cmd, capture_output=True, text=True, preexec_fn=preexec, cwd="/",
+            [str(self.bin / tool), *args], capture_output=True, text=True, cwd="/",
+            user=self._os_user, group=self._os_user,  # None: run as ourselves
             env={**os.environ, "LC_ALL": "C"},
         )
         if result.returncode != 0:

@@ -32,7 +32,8 @@ from typing import Any
 
 from ops import pgcluster
 from ops.db import Target, redact, target_from_dsn
-from ops.errors import OpsError, run_command_line
+from ops.cli import progress, run_command_line
+from ops.errors import OpsError
 from ops.offline import OfflineHandler
 from ops.program import PROJECT_ROOT, ProgramRun, Resource, parse_overrides, read_stack_config, run_program
 from ops.provider_sql import ApplyError, Change, PostgresApplier, ProviderConnection
@@ -40,9 +41,6 @@ from ops.provider_sql import ApplyError, Change, PostgresApplier, ProviderConnec
 NAMESPACE = "umami"
 STATE_ROOT = PROJECT_ROOT / ".rehearsal"
 
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 # -- state ----------------------------------------------------------------------
@@ -173,7 +171,7 @@ def local_database(state: State, base: Path) -> Database:
     cluster_state = state.data.get("cluster")
     cluster = pgcluster.LocalCluster(base / "cluster", port=cluster_state["port"] if cluster_state else None)
     if not cluster.initialized():
-        log(f"creating a throwaway Aurora-like PostgreSQL 15 in {cluster.base_dir}")
+        progress(f"creating a throwaway Aurora-like PostgreSQL 15 in {cluster.base_dir}")
         superuser_password = pgcluster.new_password()
         cluster.init(superuser_password)
         cluster.start()

@@ -31,13 +31,11 @@ from ops.checks import ALL_CHECKS, FAMILIES, Family
 from ops.checks.base import CheckResult, NotApplicable, Severity, Status, result_from_findings
 from ops.checks.context import Context, SecretSource
 from ops.db import Target, connect, redact
-from ops.errors import OpsError, run_command_line
+from ops.cli import progress, run_command_line
+from ops.errors import OpsError
 from ops.outputs import StackOutputs, load
 from ops.report import FORMATS, Report, render
 
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 # -- selection ----------------------------------------------------------------------
@@ -212,7 +210,7 @@ def run_command(args: argparse.Namespace) -> int:
     include_aws = not outputs.rehearsal
     secret = read_secret(outputs) if include_aws else None
     umami, umami_source, admin, admin_source, notes = resolve_logins(outputs, args.db_host, args.db_port)
-    log(f"verifying {outputs.db_role}/{outputs.db_schema} in {outputs.db_name} "
+    progress(f"verifying {outputs.db_role}/{outputs.db_schema} in {outputs.db_name} "
         f"({'rehearsal' if outputs.rehearsal else 'deployed stack'})")
     report = run_verification(outputs, umami=umami, admin=admin, include_aws=include_aws, only=only, skip=skip,
                               secret=secret, umami_source=umami_source, admin_source=admin_source,

@@ -20,7 +20,8 @@ import sys
 from datetime import timedelta
 from typing import Any
 
-from ops.errors import OpsError, run_command_line
+from ops.cli import run_command_line
+from ops.errors import OpsError
 from ops.metrics import snapshot, sources, thresholds
 from ops.metrics.collect import SnapshotRequest, log, take_snapshot
 from ops.metrics.diff import Diff, compare

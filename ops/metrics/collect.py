@@ -8,7 +8,6 @@ that is acceptable (`--require-cloudwatch`).
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
@@ -16,6 +15,7 @@ from typing import Any, Callable
 import botocore.exceptions
 
 from ops import aws, db
+from ops.cli import progress
 from ops.errors import OpsError
 from ops.metrics import cloudwatch, snapshot
 from ops.metrics.database import snapshot_database
@@ -29,8 +29,7 @@ Progress = Callable[[str], None]
 
 
 def log(message: str) -> None:
-    """Progress goes to stderr, so stdout stays the report."""
-    print(f"metrics: {message}", file=sys.stderr, flush=True)
+    progress(message, prefix="metrics: ")
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from ops.errors import OpsError, run_command_line
+from ops.cli import progress, run_command_line
+from ops.errors import OpsError
 from ops.preview import plan as plan_module
 from ops.preview.diff import diff_plans
 from ops.preview.model import SEVERITIES, Review, severity_rank
@@ -65,7 +66,7 @@ def run(argv: list[str]) -> int:
         text = plan_module.dumps(manifest)
         if args.out:
             args.out.write_text(text)
-            print(f"wrote {args.out} ({len(manifest['resources'])} resources)", file=sys.stderr)
+            progress(f"wrote {args.out} ({len(manifest['resources'])} resources)")
         else:
             sys.stdout.write(text)
         return 0
