@@ -4,13 +4,12 @@ audit and both naive loops agree on which tables umami can use (the full size ru
 
 from bench.audit import LEAKED_TABLES, Sizes, build, measure
 from ops.db import Target
-from ops.pgcluster import new_password
 
 
-def test_benchmark_code_at_a_small_size(aurora):
+def test_benchmark_code_at_a_small_size(aurora, tmp_path):
     sizes = Sizes(tables=120, schemas=6, roles=15)
     with aurora.superuser_conn() as superuser:
-        build_seconds = build(superuser, aurora.admin.user, new_password(), sizes)
+        build_seconds = build(superuser, aurora.admin_dsn(), tmp_path, sizes)
     target = Target("127.0.0.1", aurora.port, aurora.dbname, aurora.admin.user, aurora.admin.password, "disable")
     result = measure(target, aurora.admin.user, sizes, build_seconds, repeat=1)
     assert result.audit.queries == 5
@@ -20,4 +19,4 @@ def test_benchmark_code_at_a_small_size(aurora):
     assert len(result.audit.tables) == LEAKED_TABLES + sizes.schemas - 1
     assert result.audit.findings > LEAKED_TABLES
     lines = result.lines()
-    assert lines[0].startswith("database: 120 tables in 6 schemas, 15 roles") and "x faster" in lines[2]
+    assert lines[0].startswith("database: 120 tables in 6 schemas, 15 roles (built in ") and "x faster" in lines[2]
