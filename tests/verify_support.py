@@ -9,10 +9,8 @@ from __future__ import annotations
 from typing import Iterable
 
 import psycopg
-from psycopg import sql
 
 from ops.checks.base import Severity, Status
-from ops.checks.schema_state import UMAMI_3_1_TABLES
 from ops.db import Target
 from ops.outputs import StackOutputs, parse_outputs
 from ops.report import Report
@@ -78,28 +76,3 @@ def inject(rehearsed, steps: Iterable[tuple[str, str]]) -> None:
         role, _, dbname = who.partition("@")
         with connect_as(rehearsed, role, dbname or None) as conn:
             conn.execute(statement)
-
-
-def run_umami_31_migrations(conn: psycopg.Connection, *, failed: str | None = None) -> None:
-    """Umami 3.1's tables (simplified columns) with UUID defaults, indexes, a sequence and
-    Prisma's bookkeeping; `failed` adds a migration that started and never finished."""
-    with conn.transaction():
-        conn.execute('CREATE EXTENSION IF NOT EXISTS "pgcrypto"')
-        conn.execute("""CREATE TABLE "_prisma_migrations" (
-            id varchar(36) PRIMARY KEY, checksum varchar(64) NOT NULL, finished_at timestamptz,
-            migration_name varchar(255) NOT NULL, logs text, rolled_back_at timestamptz,
-            started_at timestamptz NOT NULL DEFAULT now(), applied_steps_count integer NOT NULL DEFAULT 0)""")
-        for table in sorted(UMAMI_3_1_TABLES):
-            key = sql.Identifier(f"{table}_id")
-            conn.execute(sql.SQL("CREATE TABLE {} ({} uuid PRIMARY KEY DEFAULT gen_random_uuid(), "
-                                 "created_at timestamptz DEFAULT now())").format(sql.Identifier(table), key))
-            conn.execute(sql.SQL("CREATE INDEX {} ON {} (created_at)").format(
-                sql.Identifier(f"{table}_created_at_idx"), sql.Identifier(table)))
-        conn.execute("CREATE SEQUENCE report_number_seq")
-        conn.execute('INSERT INTO "user" DEFAULT VALUES')
-        for name in ("01_init", "02_report_schema_session_data", "14_add_link_and_pixel", "19_add_session_replay"):
-            conn.execute("INSERT INTO _prisma_migrations (id, checksum, finished_at, migration_name, applied_steps_count) "
-                         "VALUES (gen_random_uuid()::text, md5(%s), now(), %s, 1)", (name, name))
-        if failed:
-            conn.execute("INSERT INTO _prisma_migrations (id, checksum, migration_name, logs) "
-                         "VALUES (gen_random_uuid()::text, md5(%s), %s, 'ERROR: boom')", (failed, failed))

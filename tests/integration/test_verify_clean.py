@@ -7,9 +7,9 @@ from ops.checks import ALL_CHECKS
 from ops.checks.base import Status
 from ops.checks.schema_state import UMAMI_3_1_TABLES
 from tests.verify_support import (
-    UMAMI, connect_as, failing, outputs_of, run_umami_31_migrations, verify,
+    UMAMI, connect_as, failing, outputs_of, verify,
 )
-from tests.umami_like import run_umami_like_migrations
+from tests.umami_like import run_umami_31_migrations, run_umami_like_migrations
 
 DATABASE_FAMILIES = ("roles", "memberships", "privileges", "ownership", "defaults", "reverse", "probes", "schema")
 

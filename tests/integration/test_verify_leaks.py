@@ -14,9 +14,9 @@ import pytest
 from ops.checks import ALL_CHECKS
 from ops.checks.base import Severity
 from tests.verify_support import (
-    ADMIN, APP, SUPERUSER, UMAMI, connect_as, failing, inject, outputs_of, run_umami_31_migrations, verify,
+    ADMIN, APP, SUPERUSER, UMAMI, connect_as, failing, inject, outputs_of, verify,
 )
-from tests.umami_like import run_umami_like_migrations
+from tests.umami_like import run_umami_31_migrations, run_umami_like_migrations
 
 FDW = [(SUPERUSER, "CREATE FOREIGN DATA WRAPPER test_fdw"),
        (SUPERUSER, "CREATE SERVER test_server FOREIGN DATA WRAPPER test_fdw")]
