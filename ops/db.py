@@ -19,6 +19,11 @@ _URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)([^@\s]*)(@)")
 _KV_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
 
 
+def one_line(exc: Exception) -> str:
+    """A driver error as one redacted line (libpq puts its hint on a line of its own)."""
+    return " ".join(line.strip() for line in redact(str(exc)).splitlines() if line.strip()) or type(exc).__name__
+
+
 def redact(text: str) -> str:
     """Mask passwords in DSNs (URL or key=value form) anywhere in `text`."""
     text = _URL_PASSWORD.sub(r"\1***\3", text)
@@ -84,8 +89,7 @@ def connect(target: Target, *, read_only: bool = True,
     try:
         return psycopg.connect(target.conninfo(options=options))
     except psycopg.OperationalError as exc:
-        reason = redact(str(exc)).strip().splitlines()
-        raise OpsError(f"cannot connect to {target.describe()}: {reason[-1] if reason else 'unknown error'}") from None
+        raise OpsError(f"cannot connect to {target.describe()}: {one_line(exc)}") from None
 
 
 def redact_url(url: str) -> str:

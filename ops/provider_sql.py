@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from ops.db import redact
+from ops.db import one_line, redact
 from ops.program import Resource
 
 ROLE_ATTRIBUTES = (  # input key, catalog column, SQL keyword when true, when false, default
@@ -122,7 +122,7 @@ class PostgresApplier:
             except psycopg.OperationalError as exc:
                 raise ApplyError(f"cannot connect as {self.provider.username} to "
                                  f"{self.provider.host}:{self.provider.port}/{database}: "
-                                 f"{redact(str(exc)).strip().splitlines()[-1]}") from None
+                                 f"{one_line(exc)}") from None
         return self._conns[database]
 
     # -- running statements ---------------------------------------------

@@ -16,7 +16,7 @@ import psycopg
 
 from ops.checks.base import Severity
 from ops.checks.context import SecretSource
-from ops.db import Target
+from ops.db import Target, one_line
 from ops.errors import OpsError
 from ops.outputs import parse_outputs
 from ops.report import render
@@ -44,7 +44,7 @@ def probe_work_in_schema(umami: Target, schema: str) -> ProbeResult:
                                  "WHERE oid = 'rehearsal_probe'::regclass").fetchone()[0]
             count = conn.execute("SELECT count(*) FROM rehearsal_probe").fetchone()[0]
     except psycopg.OperationalError as exc:
-        raise OpsError(f"cannot log in as {umami.describe()}: {str(exc).strip().splitlines()[-1]}") from None
+        raise OpsError(f"cannot log in as {umami.describe()}: {one_line(exc)}") from None
     except psycopg.Error as exc:
         return ProbeResult(name, False, f"SQLSTATE {exc.sqlstate}: {str(exc).splitlines()[0]}")
     return ProbeResult(name, where == schema and count == 1,

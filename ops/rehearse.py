@@ -31,7 +31,7 @@ from typing import Any
 
 
 from ops import pgcluster
-from ops.db import Target, redact, target_from_dsn
+from ops.db import Target, connect, redact, target_from_dsn
 from ops.cli import progress, run_command_line
 from ops.errors import OpsError
 from ops.offline import OfflineHandler
@@ -293,6 +293,7 @@ def rehearse(stack: str, *, dsn: str | None = None, outputs_path: Path | None = 
     base = (state_root / stack) if state_root else state_dir_for(stack, dsn)
     state = State.load(base / "state.json")
     db = Database(admin=target_from_dsn(dsn)) if dsn else local_database(state, base)
+    connect(db.admin, read_only=False).close()  # unreachable or refused: one line, nothing half-applied
     run, handler = run_stack(stack, db, state, overrides or {}, apply=True)
     handler.close()
     state.save()
@@ -306,6 +307,7 @@ def destroy(stack: str, *, dsn: str | None = None, overrides: dict[str, str] | N
     base = (state_root / stack) if state_root else state_dir_for(stack, dsn)
     state = State.load(base / "state.json")
     db = Database(admin=target_from_dsn(dsn)) if dsn else local_database(state, base)
+    connect(db.admin, read_only=False).close()
     run, handler = run_stack(stack, db, state, overrides or {}, apply=False)
     protected = [r for r in run.resources if r.type.startswith("postgresql:") and r.protect]
     if protected:

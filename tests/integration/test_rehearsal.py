@@ -135,5 +135,17 @@ def test_cli_bad_input_is_one_line_exit_2(aurora, args, message):
 
 def test_cli_unreachable_database_is_exit_2(tmp_path):
     result = run_cli("--stack", "dev", "--dsn", "postgresql://postgres:hunter2@127.0.0.1:1/appdb?sslmode=disable")
-    assert result.returncode == 2 or "failed" in result.stdout
-    assert "hunter2" not in result.stdout + result.stderr
+    assert result.returncode == 2 and result.stdout == ""
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: cannot connect to postgres@127.0.0.1:1/appdb: connection failed:")
+    assert "hunter2" not in result.stderr
+
+
+def test_cli_wrong_admin_password_is_exit_2_and_changes_nothing(aurora):
+    dsn = aurora.cluster.conninfo(aurora.admin.user, "not-the-password", aurora.dbname)
+    result = run_cli("--stack", "dev", "--dsn", dsn)
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert "password authentication failed" in line and "not-the-password" not in line
+    with aurora.superuser_conn() as conn:
+        assert conn.execute("SELECT count(*) FROM pg_roles WHERE rolname = 'umami_user'").fetchone()[0] == 0
