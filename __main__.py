@@ -52,6 +52,8 @@ if cfg.service is not None:
         app_secret_arn=secrets.app_secret_arn,
         kms_key_id=cfg.secrets.kms_key_id,
         tags=tagging.for_component("service"),
+        db_ca_pem=cfg.database.ca_bundle_pem,
+        db_replica=cfg.database.reader_host is not None,
     )
     monitoring = UmamiMonitoring(
         "umami",
@@ -75,6 +77,12 @@ pulumi.export("dbHost", cfg.database.host)
 pulumi.export("dbPort", cfg.database.port)
 pulumi.export("dbName", cfg.database.name)
 pulumi.export("dbSslMode", cfg.database.sslmode)
+# The CA every client verifies the database with (PEM text; null with disable) and the reader, if any.
+pulumi.export("dbCaBundle", cfg.database.ca_bundle_pem)
+pulumi.export("dbReaderHost", cfg.database.reader_host)
+pulumi.export("dbPoolSize", cfg.database.pool_size)
+pulumi.export("dbConnectionLimit", cfg.database.connection_limit)
+pulumi.export("dbConnectionBudget", cfg.database.connection_budget.as_output())
 pulumi.export("dbSchema", database.schema_name)
 pulumi.export("dbRole", database.role_name)
 pulumi.export("dbAdminRole", pulumi.Output.unsecret(pulumi.Output.from_input(admin.username)))
@@ -84,7 +92,7 @@ pulumi.export("appSecretArn", secrets.app_secret_arn)
 pulumi.export("adminSecretArn", cfg.database.admin_secret_arn)
 pulumi.export("applicationRoles", list(cfg.database.application_roles))
 pulumi.export("awsRegion", aws.get_region_output().region)
-pulumi.export("auroraClusterIdentifier", cfg.database.cluster_identifier)
+pulumi.export("auroraClusterIdentifier", cfg.database.cluster_identifier)  # set, or taken from dbHost
 pulumi.export("auroraInstanceIdentifiers", list(cfg.database.instance_identifiers))
 pulumi.export("dbMaxConnections", cfg.database.max_connections)
 

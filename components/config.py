@@ -16,9 +16,12 @@ from typing import Any, Callable, Mapping
 
 import pulumi
 
+from components import tls
+from components.autoscaling import MAX_TASKS
+
 NAMESPACE = "umami"
 
-SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+SSL_MODES = tls.SSL_MODES
 RESERVED_SCHEMAS = ("public", "information_schema")
 RESERVED_ROLES = ("postgres", "rdsadmin", "public")
 SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@!-]+$")
@@ -27,6 +30,10 @@ KMS_KEY = re.compile(
     r"|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|alias/[A-Za-z0-9/_-]+)$"
 )
 RDS_IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,62}$")
+# An Aurora cluster (or reader) endpoint names its cluster: <id>.cluster-[ro-]<hash>.<region>.rds.amazonaws.com
+AURORA_CLUSTER_ENDPOINT = re.compile(
+    r"^(?P<id>[A-Za-z][A-Za-z0-9-]{0,62})\.cluster-(?:ro-)?[a-z0-9]+\.[a-z0-9-]+\.rds\.amazonaws\.com(?:\.cn)?$",
+    re.IGNORECASE)
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_$]*$")
 HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
 SECRET_NAME = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
@@ -63,6 +70,14 @@ DEFAULT_PUBLIC_PATHS = ("/script.js", "/api/send")
 DEFAULT_SSL_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 MAX_ADMIN_CIDRS = 25  # five per listener rule (the ALB's limit of condition values), at most five rules
 
+# -- the connection budget of the umami role --
+# The ECS service's rolling deployment ceiling (components/service.py): old and new tasks run side by side.
+DEPLOYMENT_MAXIMUM_PERCENT = 200
+DEFAULT_POOL_SIZE = 10        # pg.Pool's default max: what one Umami 3.1 process opens per pool
+MIGRATION_CONNECTIONS = 1     # `prisma migrate deploy` at task start holds one connection
+OPS_HEADROOM = 3              # ops.verify / ops.metrics / a DBA's session as the role
+MAX_CONNECTION_LIMIT = 500
+
 
 class ConfigError(pulumi.RunError):
     """Invalid stack configuration; the message holds one line per problem."""
@@ -70,6 +85,49 @@ class ConfigError(pulumi.RunError):
     def __init__(self, problems: list[str]):
         self.problems = problems
         super().__init__("\n".join(problems))
+
+
+@dataclass(frozen=True)
+class ConnectionBudget:
+    """The most connections Umami's role can need at once; the default CONNECTION LIMIT.
+
+    pool size x pools per task (a second one with a reader URL) x tasks running at once
+    (autoscaling's maximum x the deployment's maximum percent, or 1 for a database-only stack)
+    + Prisma's migration connection + headroom for ops.
+    """
+
+    pool_size: int
+    pools_per_task: int
+    max_tasks: int
+    service_max_tasks: int | None  # autoscaling's maximum; None for a database-only stack
+    migration_connections: int = MIGRATION_CONNECTIONS
+    ops_headroom: int = OPS_HEADROOM
+
+    @classmethod
+    def of(cls, pool_size: int, reader: bool, deploy_service: bool) -> "ConnectionBudget":
+        return cls(pool_size=pool_size, pools_per_task=2 if reader else 1,
+                   max_tasks=MAX_TASKS * DEPLOYMENT_MAXIMUM_PERCENT // 100 if deploy_service else 1,
+                   service_max_tasks=MAX_TASKS if deploy_service else None)
+
+    @property
+    def total(self) -> int:
+        return self.pool_size * self.pools_per_task * self.max_tasks + self.migration_connections + self.ops_headroom
+
+    def arithmetic(self) -> str:
+        """e.g. `44 = pool 10 x 1 pool x 4 tasks (2 max x 200 %) + 1 migration + 3 ops`."""
+        pools = "1 pool" if self.pools_per_task == 1 else f"{self.pools_per_task} pools (writer + reader)"
+        if self.service_max_tasks is None:
+            tasks = f"{self.max_tasks} task (database-only stack)"
+        else:
+            tasks = f"{self.max_tasks} tasks ({self.service_max_tasks} max x {DEPLOYMENT_MAXIMUM_PERCENT} %)"
+        return (f"{self.total} = pool {self.pool_size} x {pools} x {tasks} + {self.migration_connections} "
+                f"migration + {self.ops_headroom} ops")
+
+    def as_output(self) -> dict[str, int]:
+        """The `dbConnectionBudget` stack output."""
+        return {"poolSize": self.pool_size, "poolsPerTask": self.pools_per_task, "maxTasks": self.max_tasks,
+                "migrationConnections": self.migration_connections, "opsHeadroom": self.ops_headroom,
+                "total": self.total}
 
 
 @dataclass(frozen=True)
@@ -93,6 +151,18 @@ class DatabaseConfig:
     cluster_identifier: str | None
     instance_identifiers: tuple[str, ...]
     max_connections: int
+    ca_certificate: str              # umami:dbCaCertificate as configured: rds or a path
+    ca_bundle_pem: str | None        # the CA's certificates as PEM text; None with disable
+    ca_file: str | None              # absolute local path of that CA file (the provider's sslrootcert)
+    allow_unencrypted: bool
+    pool_size: int                   # connections per Umami pool
+    reader_host: str | None          # Aurora reader endpoint: DATABASE_REPLICA_URL
+    connection_budget: ConnectionBudget
+
+    @property
+    def verifies(self) -> bool:
+        """verify-ca / verify-full: clients check the server's certificate against the CA."""
+        return self.sslmode in tls.VERIFYING_MODES
 
 
 @dataclass(frozen=True)
@@ -322,7 +392,58 @@ def read_tags(reader: Reader) -> dict[str, str]:
     return clean
 
 
-def read_database(reader: Reader) -> DatabaseConfig:
+def read_sslmode(reader: Reader) -> tuple[str, bool]:
+    """dbSslMode, one of the modes every client of the stack honours; disable only when allowed."""
+    mode = reader.raw("dbSslMode") or "verify-full"
+    allow_plain = reader.boolean("allowUnencryptedDatabase", False)
+    if mode in ("allow", "prefer"):
+        reader.fail("dbSslMode", mode, "is not supported: Umami's driver (node-postgres) never falls back to an "
+                    f"unencrypted connection; use one of {', '.join(SSL_MODES)}")
+    elif mode not in SSL_MODES:
+        reader.fail("dbSslMode", mode, f"is not allowed; use one of {', '.join(SSL_MODES)}")
+    elif mode == "disable" and not allow_plain:
+        reader.fail("dbSslMode", mode, "sends the database password and data unencrypted; use verify-full, "
+                    f"or set {reader.key('allowUnencryptedDatabase')}=true to accept that")
+    return mode, allow_plain
+
+
+def read_ca(reader: Reader, sslmode: str) -> tuple[str, tls.CaBundle | None]:
+    """dbCaCertificate resolved to its certificates (none with disable, where it is ignored)."""
+    value = reader.raw("dbCaCertificate") or tls.RDS
+    if not tls.uses_ca(sslmode) or sslmode not in SSL_MODES:
+        return value, None
+    try:
+        return value, tls.resolve_ca(value, pulumi.Config("aws").get("region"))
+    except tls.CaProblem as problem:
+        reader.fail("dbCaCertificate", value, str(problem))
+        return value, None
+
+
+def reader_host_problem(value: str) -> str | None:
+    return None if HOSTNAME.match(value) else "is not a hostname; use the Aurora reader endpoint (NAME.cluster-ro-...)"
+
+
+def read_connection_limit(reader: Reader, budget: ConnectionBudget) -> int:
+    """connectionLimit: the budget by default; an explicit value may exceed it, never fall below it."""
+    if reader.raw("connectionLimit") is None:
+        return budget.total
+    reported = len(reader.problems)
+    limit = reader.integer("connectionLimit", budget.total, 1, MAX_CONNECTION_LIMIT)
+    if len(reader.problems) == reported and limit < budget.total:
+        reader.fail("connectionLimit", limit, f"is below the connection budget {budget.arithmetic()}; "
+                    f"raise it or lower {reader.key('dbPoolSize')}")
+    return limit
+
+
+def derived_cluster_identifier(host: str) -> str | None:
+    """The cluster identifier an Aurora cluster (or reader) endpoint names, else None."""
+    match = AURORA_CLUSTER_ENDPOINT.match(host)
+    if not match or rds_identifier_problem(match.group("id")):
+        return None
+    return match.group("id").lower()
+
+
+def read_database(reader: Reader, deploy_service: bool = True) -> DatabaseConfig:
     admin_secret_arn = reader.string("adminSecretArn", check=secret_arn_problem)
     admin_username = reader.string("adminUsername", check=identifier_problem)
     admin_password = reader.secret("adminPassword")
@@ -346,24 +467,42 @@ def read_database(reader: Reader) -> DatabaseConfig:
             reader.fail("applicationRoles", app_role, problem)
         elif app_role == role:
             reader.fail("applicationRoles", app_role, "is the umami role itself; list only the application's roles")
+    host = reader.string("dbHost", required=True, check=host_problem) or ""
+    sslmode, allow_unencrypted = read_sslmode(reader)
+    ca_certificate, ca = read_ca(reader, sslmode)
+    reader_host = reader.string("dbReaderHost", check=reader_host_problem)
+    if reader_host and reader_host.lower() == host.lower():
+        reader.fail("dbReaderHost", reader_host, f"is {reader.key('dbHost')}; use the reader endpoint "
+                    "(NAME.cluster-ro-...) or leave it unset")
+    pool_size = reader.integer("dbPoolSize", DEFAULT_POOL_SIZE, 1, 100, " connections")
+    budget = ConnectionBudget.of(pool_size, reader=bool(reader_host), deploy_service=deploy_service)
+    cluster_identifier = reader.string("auroraClusterIdentifier", check=rds_identifier_problem)
     return DatabaseConfig(
-        host=reader.string("dbHost", required=True, check=host_problem) or "",
+        host=host,
         port=reader.integer("dbPort", 5432, 1, 65535),
         name=reader.string("dbName", required=True, check=identifier_problem) or "",
-        sslmode=reader.choice("dbSslMode", "require", SSL_MODES),
+        sslmode=sslmode,
         admin_secret_arn=admin_secret_arn,
         admin_username=admin_username,
         admin_password=admin_password,
         schema=reader.string("schemaName", "umami", check=schema_problem),
         role=role,
-        connection_limit=reader.integer("connectionLimit", 10, 1, 500),
+        connection_limit=read_connection_limit(reader, budget),
         statement_timeout_ms=reader.integer("statementTimeoutMs", 30_000, 0, 3_600_000, " ms"),
         idle_in_transaction_timeout_ms=reader.integer("idleInTransactionTimeoutMs", 60_000, 0, 3_600_000, " ms"),
         drop_schema_cascade=reader.boolean("dropSchemaCascade", False),
         application_roles=tuple(r for r in app_roles if isinstance(r, str)),
-        cluster_identifier=reader.string("auroraClusterIdentifier", check=rds_identifier_problem),
+        # Unset: taken from a cluster endpoint, so the Aurora alarms exist by default.
+        cluster_identifier=cluster_identifier or derived_cluster_identifier(host),
         instance_identifiers=read_instance_identifiers(reader),
         max_connections=reader.integer("maxConnections", 1000, 20, 262_143),
+        ca_certificate=ca_certificate,
+        ca_bundle_pem=ca.pem if ca else None,
+        ca_file=ca.path if ca else None,
+        allow_unencrypted=allow_unencrypted,
+        pool_size=pool_size,
+        reader_host=reader_host,
+        connection_budget=budget,
     )
 
 
@@ -567,7 +706,7 @@ def load(config: pulumi.Config | None = None, stack: str | None = None) -> Stack
     deploy_service = reader.boolean("deployService", True)
     result = StackConfig(
         environment=environment,
-        database=read_database(reader),
+        database=read_database(reader, deploy_service),
         secrets=read_secrets(reader),
         protect=reader.boolean("protectStatefulResources", True),
         extra_tags=read_tags(reader),

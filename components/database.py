@@ -60,6 +60,8 @@ class UmamiDatabase(pulumi.ComponentResource):
             username=admin.username,
             password=admin.password,
             sslmode=config.sslmode,
+            # lib/pq reads the CA from a file on this machine; verify-* need it, the others ignore it.
+            sslrootcert=config.ca_file if config.verifies else None,
             superuser=False,  # Aurora's master user is rds_superuser, not a superuser
             connect_timeout=15,
             expected_version="15",

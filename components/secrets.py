@@ -3,7 +3,9 @@
 Two secrets:
 - the database credentials (default `observability/umami-db-credentials`), a JSON
   object `{username, password, host, port, database, schema, DATABASE_URL}`, where
-  DATABASE_URL is ready for Umami: password URL-encoded, `?schema=` and `sslmode=`;
+  DATABASE_URL is ready for Umami: password URL-encoded, `?schema=` and the TLS
+  parameters of components/tls.py; plus DATABASE_REPLICA_URL (same login, the reader
+  endpoint) when umami:dbReaderHost is set;
 - Umami's `APP_SECRET` (default `observability/umami-app-secret`), a plain string, so
   rotating the database password never invalidates sessions.
 
@@ -19,6 +21,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
+from components import tls
 from components.config import DatabaseConfig, SecretsConfig
 
 PASSWORD_LENGTH = 40
@@ -26,25 +29,19 @@ APP_SECRET_LENGTH = 64
 # Specials that survive shells and config files; they are URL-encoded in DATABASE_URL anyway.
 PASSWORD_SPECIALS = "!#%*()-_=+[]{}<>:?~"
 
-# Prisma's PostgreSQL connector knows disable/prefer/require; stricter libpq modes map to require.
-PRISMA_SSLMODE = {
-    "disable": "disable", "allow": "prefer", "prefer": "prefer",
-    "require": "require", "verify-ca": "require", "verify-full": "require",
-}
-
 
 def database_url(username: str, password: str, host: str, port: int, database: str,
-                 schema: str, sslmode: str) -> str:
-    """The DATABASE_URL Umami (Prisma) expects, with user and password URL-encoded."""
+                 schema: str, sslmode: str, ca_path: str = tls.CONTAINER_CA_PATH) -> str:
+    """The DATABASE_URL Umami expects (user and password URL-encoded), with the CA at `ca_path`."""
     return (
         f"postgresql://{quote(username, safe='')}:{quote(password, safe='')}@{host}:{port}/"
-        f"{quote(database, safe='')}?schema={quote(schema, safe='')}&sslmode={PRISMA_SSLMODE[sslmode]}"
+        f"{quote(database, safe='')}?schema={quote(schema, safe='')}&{tls.url_query(sslmode, ca_path)}"
     )
 
 
 def credentials_document(username: str, password: str, db: DatabaseConfig) -> str:
     """The JSON stored in the credentials secret (the contract of README, "Secrets")."""
-    return json.dumps({
+    document = {
         "username": username,
         "password": password,
         "host": db.host,
@@ -52,7 +49,12 @@ def credentials_document(username: str, password: str, db: DatabaseConfig) -> st
         "database": db.name,
         "schema": db.schema,
         "DATABASE_URL": database_url(username, password, db.host, db.port, db.name, db.schema, db.sslmode),
-    })
+    }
+    if db.reader_host:
+        # Umami 3.1 opens a second client on it for its raw analytics queries.
+        document["DATABASE_REPLICA_URL"] = database_url(username, password, db.reader_host, db.port, db.name,
+                                                        db.schema, db.sslmode)
+    return json.dumps(document)
 
 
 class UmamiSecrets(pulumi.ComponentResource):

@@ -19,7 +19,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.autoscaling import service_autoscaling
-from components.config import NetworkConfig, ServiceConfig
+from components.config import DEPLOYMENT_MAXIMUM_PERCENT, NetworkConfig, ServiceConfig
 from components.container import CONTAINER_NAME, CONTAINER_PORT, container_definitions
 from components.discovery import service_registry
 from components.iam import task_roles
@@ -59,11 +59,14 @@ class UmamiService(pulumi.ComponentResource):
         app_secret_arn: ARN of the APP_SECRET secret.
         kms_key_id: the secrets' customer managed key, if any (the execution role may decrypt with it).
         tags: tags for every taggable resource.
+        db_ca_pem: the database CA the container trusts (None with sslmode=disable).
+        db_replica: the credentials secret holds DATABASE_REPLICA_URL (a reader endpoint is configured).
     """
 
     def __init__(self, name: str, *, environment: str, network: NetworkConfig, service: ServiceConfig,
                  db_port: int, db_secret_arn: pulumi.Input[str], app_secret_arn: pulumi.Input[str],
-                 kms_key_id: str | None, tags: dict[str, str], opts: pulumi.ResourceOptions | None = None):
+                 kms_key_id: str | None, tags: dict[str, str], db_ca_pem: str | None = None,
+                 db_replica: bool = False, opts: pulumi.ResourceOptions | None = None):
         super().__init__("umami:service:UmamiService", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         base = resource_base_name(environment)
@@ -121,6 +124,7 @@ class UmamiService(pulumi.ComponentResource):
                 lambda v: json.dumps(container_definitions(
                     image=service.image, db_secret_arn=v[0], app_secret_arn=v[1], log_group=v[2], region=v[3],
                     start_period_seconds=service.health_check_grace_period_seconds,
+                    ca_pem=db_ca_pem, umami_version=service.umami_version, replica=db_replica,
                 ))),
             tags=tags,
             opts=child,
@@ -150,7 +154,7 @@ class UmamiService(pulumi.ComponentResource):
             health_check_grace_period_seconds=service.health_check_grace_period_seconds,
             deployment_circuit_breaker=aws.ecs.ServiceDeploymentCircuitBreakerArgs(enable=True, rollback=True),
             deployment_minimum_healthy_percent=100,
-            deployment_maximum_percent=200,
+            deployment_maximum_percent=DEPLOYMENT_MAXIMUM_PERCENT,
             propagate_tags="SERVICE",
             enable_ecs_managed_tags=True,
             enable_execute_command=service.enable_execute_command,

@@ -320,6 +320,8 @@ def apply_stack(variant: str, aws) -> dict[str, Any]:
         overrides.update({"certificateArn": certificate, "domainName": "analytics.example.com",
                           "adminCidrs": ADMIN_CIDRS, "enableExecuteCommand": "true", "kmsKeyId": key,
                           "auroraClusterIdentifier": "app-aurora", "albIngressCidrs": ["0.0.0.0/0", "::/0"]})
+    else:  # a database endpoint the Aurora identifier cannot be derived from: no Aurora alarms
+        overrides["dbHost"] = "db.internal.example.com"
     run = run_dev(overrides)
     applier = Applier(aws, run)
     applier.security_groups()

@@ -14,7 +14,7 @@ INVALID = [
     ({"dbPort": "abc"}, "umami:dbPort=abc is not a whole number; use 1-65535"),
     ({"dbHost": "not a host!"}, "umami:dbHost=not a host! is not a hostname"),
     ({"dbName": "App-DB"}, "umami:dbName=App-DB is not a plain PostgreSQL identifier"),
-    ({"dbSslMode": "required"}, "umami:dbSslMode=required is not allowed; use one of disable, allow, prefer, require, verify-ca, verify-full"),
+    ({"dbSslMode": "required"}, "umami:dbSslMode=required is not allowed; use one of disable, require, verify-ca, verify-full"),
     ({"schemaName": "public"}, "umami:schemaName=public is a shared schema"),
     ({"schemaName": "information_schema"}, "umami:schemaName=information_schema is a shared schema"),
     ({"schemaName": "pg_umami"}, "umami:schemaName=pg_umami starts with pg_"),
@@ -95,7 +95,7 @@ def test_defaults_apply_when_keys_are_absent():
     run = run_dev(remove=("umami:schemaName", "umami:roleName", "umami:connectionLimit",
                           "umami:secretName", "umami:protectStatefulResources"))
     role = run.one("postgresql:index/role:Role")
-    assert role.inputs["name"] == "umami_user" and role.inputs["connectionLimit"] == 10
+    assert role.inputs["name"] == "umami_user" and role.inputs["connectionLimit"] == 44  # the budget
     assert run.one("postgresql:index/schema:Schema").inputs["name"] == "umami"
     assert role.protect is True
     assert run.outputs["dbSecretName"] == "observability/umami-db-credentials"

@@ -1,8 +1,12 @@
 """The database component under Pulumi's mocks: the privilege model, resource by resource."""
 
+from pathlib import Path
+
 import pytest
 
 from tests.stack import run_dev
+
+REPO = Path(__file__).resolve().parents[2]
 
 ROLE = "postgresql:index/role:Role"
 SCHEMA = "postgresql:index/schema:Schema"
@@ -20,7 +24,9 @@ def run():
 def test_provider_is_explicit_and_not_superuser(run):
     provider = run.one(PROVIDER)
     assert provider.inputs["superuser"] in ("false", False)
-    assert provider.inputs["sslmode"] == "require"
+    assert provider.inputs["sslmode"] == "verify-full"
+    # lib/pq reads the CA from the deployer's disk: the shipped RDS bundle of the stack's region.
+    assert provider.inputs["sslrootcert"] == str(REPO / "components" / "rds_ca" / "eu-west-1.pem")
     assert provider.inputs["host"].endswith(".rds.amazonaws.com")
     assert provider.inputs["database"] == "appdb"
     assert "password" in provider.secret_inputs
@@ -35,7 +41,7 @@ def test_role_is_hardened(run):
     for attribute in ("superuser", "createDatabase", "createRole", "replication", "bypassRowLevelSecurity"):
         assert role[attribute] is False, attribute
     assert role["roles"] == []
-    assert role["connectionLimit"] == 10
+    assert role["connectionLimit"] == 44  # the default budget: 10 x 1 x 4 + 1 + 3
     assert role["searchPaths"] == ["umami"]
     assert role["statementTimeout"] == 30000
     assert role["idleInTransactionSessionTimeout"] == 60000
@@ -93,7 +99,7 @@ def test_children_are_parented_to_their_component(run):
 
 
 def test_config_values_flow_into_the_role():
-    run = run_dev({"roleName": "analytics_ro", "schemaName": "analytics", "connectionLimit": "3"})
+    run = run_dev({"roleName": "analytics_ro", "schemaName": "analytics", "connectionLimit": "60"})
     role = run.one(ROLE).inputs
-    assert (role["name"], role["connectionLimit"], role["searchPaths"]) == ("analytics_ro", 3, ["analytics"])
+    assert (role["name"], role["connectionLimit"], role["searchPaths"]) == ("analytics_ro", 60, ["analytics"])
     assert run.outputs["dbSchema"] == "analytics" and run.outputs["dbRole"] == "analytics_ro"

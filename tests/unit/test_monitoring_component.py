@@ -95,7 +95,7 @@ def test_aurora_alarms_per_instance_when_instances_are_listed():
 
 
 def test_no_aurora_alarms_without_identifiers():
-    run = run_dev()
+    run = run_dev({"dbHost": "db.internal.example.com"})  # not a cluster endpoint: nothing to derive
     assert not [name for name in alarms(run) if "aurora" in name]
     assert len(alarms(run)) == 6
 

@@ -1,7 +1,7 @@
 """Generated credentials, the Secrets Manager documents, tags and exported outputs."""
 
 import json
-from urllib.parse import unquote, urlsplit, parse_qs
+from urllib.parse import parse_qs, parse_qsl, unquote, urlsplit
 
 import pytest
 
@@ -52,12 +52,52 @@ def test_database_url_encodes_the_password_and_names_the_schema(run):
     assert unquote(parts.password) == TRICKY_PASSWORD
     assert parts.hostname == "app-aurora.cluster-abcdefghijkl.eu-west-1.rds.amazonaws.com"
     assert parts.path == "/appdb"
-    assert parse_qs(parts.query) == {"schema": ["umami"], "sslmode": ["require"]}
+    assert parse_qs(parts.query) == {"schema": ["umami"], "sslmode": ["verify-full"],
+                                     "sslrootcert": ["/tmp/umami-db-ca.pem"], "sslaccept": ["strict"],
+                                     "sslcert": ["/tmp/umami-db-ca.pem"]}
+    assert "DATABASE_REPLICA_URL" not in json.loads(version.inputs["secretString"])
 
 
-@pytest.mark.parametrize("mode, prisma", [("verify-full", "require"), ("disable", "disable"), ("allow", "prefer")])
-def test_database_url_uses_an_sslmode_prisma_understands(mode, prisma):
-    assert database_url("u", "p", "h", 5432, "d", "s", mode).endswith(f"sslmode={prisma}")
+CA = "/tmp/umami-db-ca.pem"
+
+
+@pytest.mark.parametrize("mode, parameters", [
+    # node-postgres verifies CA + host name; Prisma's engine trusts sslcert as its CA, strictly.
+    ("verify-full", [("sslmode", "verify-full"), ("sslrootcert", CA), ("sslaccept", "strict"), ("sslcert", CA)]),
+    # libpq meanings for node-postgres (CA only / no checking); Prisma's engine ignores uselibpqcompat.
+    ("verify-ca", [("sslmode", "verify-ca"), ("uselibpqcompat", "true"), ("sslrootcert", CA)]),
+    ("require", [("sslmode", "require"), ("uselibpqcompat", "true")]),
+    ("disable", [("sslmode", "disable")]),
+])
+def test_database_url_carries_each_modes_tls_parameters(mode, parameters):
+    url = database_url("u", "p@ss", "h.example.com", 5432, "d", "s", mode)
+    assert url.startswith("postgresql://u:p%40ss@h.example.com:5432/d?schema=s&")
+    assert parse_qsl(urlsplit(url).query) == [("schema", "s"), *parameters]
+
+
+def test_database_url_names_another_ca_path_when_asked():
+    url = database_url("u", "p", "h", 5432, "d", "s", "verify-full", ca_path="/run/ca bundle.pem")
+    assert dict(parse_qsl(urlsplit(url).query))["sslrootcert"] == "/run/ca bundle.pem"
+    assert dict(parse_qsl(urlsplit(url).query))["sslcert"] == "/run/ca bundle.pem"
+
+
+@pytest.mark.parametrize("mode", ["allow", "prefer", "no-verify"])
+def test_database_url_refuses_modes_outside_the_four(mode):
+    with pytest.raises(ValueError, match="use one of disable, require, verify-ca, verify-full"):
+        database_url("u", "p", "h", 5432, "d", "s", mode)
+
+
+def test_reader_endpoint_gets_a_replica_url_with_the_same_login_and_tls():
+    reader = "app-aurora.cluster-ro-abcdefghijkl.eu-west-1.rds.amazonaws.com"
+    run = run_dev({"dbReaderHost": reader}, handler=TrickyPasswords())
+    version = next(r for r in run.by_type(VERSION) if r.name == "umami-db-credentials-value")
+    document = json.loads(version.inputs["secretString"])
+    writer, replica = urlsplit(document["DATABASE_URL"]), urlsplit(document["DATABASE_REPLICA_URL"])
+    assert replica.hostname == reader and writer.hostname != reader
+    assert (replica.username, unquote(replica.password), replica.port, replica.path, replica.query) == \
+        (writer.username, TRICKY_PASSWORD, writer.port, writer.path, writer.query)
+    assert "secretString" in version.secret_inputs
+    assert run.outputs["dbReaderHost"] == reader
 
 
 def test_app_secret_is_a_separate_secret(run):

@@ -3,10 +3,14 @@
 import importlib
 import inspect
 import json
+from pathlib import Path
 
 import pytest
 
+from components.container import ca_wrapper
 from tests.stack import run_dev
+
+REPO = Path(__file__).resolve().parents[2]
 
 PRIVATE = ["subnet-0a1b2c3d4e5f60001", "subnet-0a1b2c3d4e5f60002"]
 PUBLIC = ["subnet-0a1b2c3d4e5f60101", "subnet-0a1b2c3d4e5f60102"]
@@ -97,7 +101,10 @@ def test_container_image_port_and_plain_environment(run):
     assert umami["name"] == "umami" and umami["essential"] is True
     assert umami["image"] == "ghcr.io/umami-software/umami:3.1.0"
     assert umami["portMappings"] == [{"containerPort": 3000, "hostPort": 3000, "protocol": "tcp"}]
-    assert {e["name"]: e["value"] for e in umami["environment"]} == {"HOSTNAME": "0.0.0.0", "DISABLE_TELEMETRY": "1"}
+    environment = {e["name"]: e["value"] for e in umami["environment"]}
+    assert environment == {"HOSTNAME": "0.0.0.0", "DISABLE_TELEMETRY": "1", "NODE_EXTRA_CA_CERTS": "/tmp/umami-db-ca.pem",
+                           "UMAMI_DB_CA_PEM": (REPO / "components" / "rds_ca" / "eu-west-1.pem").read_text()}
+    assert umami["entryPoint"] == ["/bin/sh", "-c"] and umami["command"] == [ca_wrapper("pnpm start-docker")]
 
 
 def test_database_url_and_app_secret_come_only_from_secrets_manager(run):

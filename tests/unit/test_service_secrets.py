@@ -33,7 +33,7 @@ def run(request):
 
 def forbidden_values():
     url = database_url("umami_user", PASSWORD, "app-aurora.cluster-abcdefghijkl.eu-west-1.rds.amazonaws.com",
-                       5432, "appdb", "umami", "require")
+                       5432, "appdb", "umami", "verify-full")
     return {"password": PASSWORD, "encoded password": quote(PASSWORD, safe=""), "APP_SECRET": APP_SECRET,
             "DATABASE_URL": url, "DATABASE_URL credentials": url.split("@")[0]}
 
