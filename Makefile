@@ -12,7 +12,13 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
-install: $(VENV)/.installed
+# Umami's PostgreSQL driver stack for the tests; reinstalled only when the lockfile changes.
+driver/node_modules/.installed: driver/package.json driver/package-lock.json
+	@command -v npm >/dev/null || { echo "node 20+ and npm are needed for driver/ (install nodejs)" >&2; exit 1; }
+	npm ci --prefix driver --no-audit --no-fund --loglevel=error
+	touch $@
+
+install: $(VENV)/.installed driver/node_modules/.installed
 	@test -x /usr/lib/postgresql/15/bin/initdb || { \
 	  echo "installing PostgreSQL 15 server binaries" >&2; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 >/dev/null; }

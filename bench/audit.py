@@ -219,7 +219,8 @@ def run_on_throwaway_cluster(sizes: Sizes, repeat: int) -> Result:
             admin_dsn = cluster.conninfo(admin.user, admin.password, pgcluster.APP_DATABASE)
             build_seconds = build(su, admin_dsn, base / "rehearsal", sizes)
         progress(f"built {sizes.tables} tables, {sizes.schemas} schemas, {sizes.roles} roles in {build_seconds:.1f} s")
-        target = Target("127.0.0.1", cluster.port, pgcluster.APP_DATABASE, admin.user, admin.password, "disable")
+        target = Target("127.0.0.1", cluster.port, pgcluster.APP_DATABASE, admin.user, admin.password,
+                        "verify-full", sslrootcert=str(cluster.ca_file))
         return measure(target, admin.user, sizes, build_seconds, repeat)
     finally:
         cluster.stop()

@@ -6,12 +6,20 @@ member of `rds_superuser`, while the real superuser `rdsadmin` belongs to AWS.
 only to build the fixture), `postgres` is the Aurora-like admin, and every TCP
 login uses scram-sha-256 with a real password.
 
+Like RDS, the cluster speaks TLS only: at init it gets its own private CA (the
+public half is `ca_file`; the CA's key is discarded once the server certificate
+is signed) and a server certificate for `localhost` and `127.0.0.1`; plain-text
+connections are refused by pg_hba. `tls=False` builds a plain cluster instead,
+for tests of what clients do against a server without TLS.
+
 When running as root, the server runs as the `postgres` OS user, because
 PostgreSQL refuses to run as root.
 """
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
 import os
 import pwd
 import secrets
@@ -21,6 +29,10 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 import psycopg
 from psycopg import sql
 
@@ -32,6 +44,8 @@ ADMIN = "postgres"
 APP_DATABASE = "appdb"
 APP_SCHEMA = "app"
 APP_ROLE = "app_user"
+SERVER_NAMES = ("localhost", "127.0.0.1")
+CERT_DAYS = 3650  # the cluster may be kept for a long time under .rehearsal/
 
 
 def find_pg_bin() -> Path:
@@ -70,16 +84,84 @@ class Credentials:
     password: str
 
 
-class LocalCluster:
-    """A PostgreSQL 15 cluster in `base_dir`, listening on 127.0.0.1 only."""
+def _name(common_name: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
-    def __init__(self, base_dir: Path, port: int | None = None):
+
+def _san(names: tuple[str, ...]) -> x509.SubjectAlternativeName:
+    entries: list[x509.GeneralName] = []
+    for name in names:
+        try:
+            entries.append(x509.IPAddress(ipaddress.ip_address(name)))
+        except ValueError:
+            entries.append(x509.DNSName(name))
+    return x509.SubjectAlternativeName(entries)
+
+
+def issue_certificates(names: tuple[str, ...], common_name: str = "umami-rehearsal") -> tuple[bytes, bytes, bytes]:
+    """A fresh private CA and a server certificate it signs for `names` (DNS names or IPs).
+
+    Returns (CA certificate PEM, server certificate PEM, server key PEM). The CA's
+    key never leaves this function: nothing else can be signed with it.
+    """
+    now = datetime.datetime.now(datetime.timezone.utc)
+    start, end = now - datetime.timedelta(hours=1), now + datetime.timedelta(days=CERT_DAYS)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = _name(f"{common_name} CA {secrets.token_hex(4)}")  # unique: no two clusters' CAs look alike
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name).issuer_name(ca_name)
+        .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(start).not_valid_after(end)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False, key_encipherment=False,
+                                     data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                                     crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(names[0])).issuer_name(ca_cert.subject)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(start).not_valid_after(end)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_san(names), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    return (
+        ca_cert.public_bytes(serialization.Encoding.PEM),
+        cert.public_bytes(serialization.Encoding.PEM),
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                          serialization.NoEncryption()),
+    )
+
+
+class LocalCluster:
+    """A PostgreSQL 15 cluster in `base_dir`, listening on 127.0.0.1 only.
+
+    `tls` (default) makes it TLS-only with a certificate for `server_names`;
+    `tls=False` makes a plain-text cluster.
+    """
+
+    def __init__(self, base_dir: Path, port: int | None = None, *, tls: bool = True,
+                 server_names: tuple[str, ...] = SERVER_NAMES):
         self.base_dir = Path(base_dir)
         self.data_dir = self.base_dir / "pgdata"
         self.socket_dir = self.base_dir / "sock"
         self.port = port or free_port()
+        self.tls = tls
+        self.server_names = server_names
         self.bin = find_pg_bin()
         self._os_user = server_os_user()
+
+    @property
+    def ca_file(self) -> Path | None:
+        """The PEM of the CA that signed the server certificate (public; None without TLS)."""
+        return self.base_dir / "ca.pem" if self.tls else None
 
     # -- lifecycle -------------------------------------------------------
     def initialized(self) -> bool:
@@ -99,10 +181,13 @@ class LocalCluster:
             )
         finally:
             pwfile.unlink()
-        (self.data_dir / "pg_hba.conf").write_text(
-            "local all all scram-sha-256\n"
-            "host all all 127.0.0.1/32 scram-sha-256\n"
-        )
+        if self.tls:
+            self._write_tls_files()
+            hba = ("hostssl all all 127.0.0.1/32 scram-sha-256\n"
+                   "hostnossl all all 0.0.0.0/0 reject\n")  # as RDS with rds.force_ssl=1
+        else:
+            hba = "host all all 127.0.0.1/32 scram-sha-256\n"
+        (self.data_dir / "pg_hba.conf").write_text(hba)  # TCP only: nothing uses the socket
         with open(self.data_dir / "postgresql.conf", "a") as conf:
             conf.write(
                 "\nlisten_addresses = '127.0.0.1'\n"
@@ -110,7 +195,20 @@ class LocalCluster:
                 "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
                 "max_connections = 100\nshared_buffers = 32MB\n"
                 "password_encryption = 'scram-sha-256'\n"
+                f"ssl = {'on' if self.tls else 'off'}\n"  # server.crt / server.key in the data dir
             )
+
+    def _write_tls_files(self) -> None:
+        ca_pem, cert_pem, key_pem = issue_certificates(self.server_names)
+        self.ca_file.write_bytes(ca_pem)
+        self.ca_file.chmod(0o644)
+        (self.data_dir / "server.crt").write_bytes(cert_pem)
+        key_file = self.data_dir / "server.key"
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(key_pem)
+        # The server refuses a key readable by others or owned by another user.
+        self._hand_to_server_user(self.data_dir / "server.crt", key_file)
 
     def start(self) -> None:
         if self.is_running():
@@ -144,9 +242,11 @@ class LocalCluster:
 
     # -- connections -----------------------------------------------------
     def conninfo(self, user: str, password: str, dbname: str = "postgres") -> str:
+        """libpq conninfo: verified TLS (CA and host name) or, on a plain cluster, no TLS."""
+        tls = dict(sslmode="verify-full", sslrootcert=str(self.ca_file)) if self.tls else dict(sslmode="disable")
         return psycopg.conninfo.make_conninfo(
             host="127.0.0.1", port=self.port, user=user, password=password,
-            dbname=dbname, sslmode="disable", connect_timeout=10,
+            dbname=dbname, connect_timeout=10, **tls,
         )
 
     def connect(self, user: str, password: str, dbname: str = "postgres", **kw) -> psycopg.Connection:

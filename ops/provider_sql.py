@@ -64,6 +64,7 @@ class ProviderConnection:
     password: str
     sslmode: str
     superuser: bool
+    sslrootcert: str | None = None
 
     @classmethod
     def from_inputs(cls, inputs: dict[str, Any]) -> "ProviderConnection":
@@ -72,6 +73,7 @@ class ProviderConnection:
             database=inputs.get("database", "postgres"), username=inputs["username"],
             password=inputs.get("password", ""), sslmode=inputs.get("sslmode", "prefer"),
             superuser=str(inputs.get("superuser", "true")).lower() == "true",
+            sslrootcert=inputs.get("sslrootcert") or None,
         )
 
     def connect(self, database: str | None = None, user: str | None = None,
@@ -79,7 +81,8 @@ class ProviderConnection:
         return psycopg.connect(
             host=self.host, port=self.port, dbname=database or self.database,
             user=user or self.username, password=password if password is not None else self.password,
-            sslmode=self.sslmode, connect_timeout=10, application_name="umami-rehearsal",
+            sslmode=self.sslmode, sslrootcert=self.sslrootcert, connect_timeout=10,
+            application_name="umami-rehearsal",
         )
 
 

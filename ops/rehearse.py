@@ -1,6 +1,7 @@
 """Offline rehearsal: the unchanged Pulumi program against a real PostgreSQL, no cloud.
 
     python -m ops.rehearse --stack dev [--dsn URL] [--destroy] [--outputs FILE] [--set KEY=VALUE]
+                           [--umami-env FILE]
     python -m ops.rehearse --stack dev --stop       # stop the throwaway cluster
 
 The program runs under Pulumi's mocks. Every `postgresql:*` resource is applied
@@ -13,7 +14,9 @@ application schema, data and role, and left running for ops.verify.
 Files written under .rehearsal/<stack>/ (mode 0600 where they hold secrets):
 outputs.json (like `pulumi stack output --json`), manifest.json (resources,
 secret inputs masked), pgpass (libpq passfile for the umami role and the admin),
-state.json (generated values and cluster passwords).
+state.json (generated values and cluster passwords). With --umami-env FILE, the
+Umami container's environment as a dotenv file (ops.umami_env), to run the
+pinned Umami image locally against the rehearsal (compose.yaml).
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ from ops.db import Target, connect, redact, target_from_dsn
 from ops.cli import progress, run_command_line
 from ops.errors import OpsError
 from ops.offline import OfflineHandler
+from ops.private_file import write_private
+from ops.umami_env import write_umami_env
 from ops.program import PROJECT_ROOT, ProgramRun, Resource, parse_overrides, read_stack_config, run_program
 from ops.provider_sql import ApplyError, Change, PostgresApplier, ProviderConnection
 
@@ -63,15 +68,6 @@ class State:
 
     def save(self) -> None:
         write_private(self.path, json.dumps(self.data, indent=2, sort_keys=True))
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write a file only its owner can read (it may hold passwords)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.chmod(path, 0o600)
 
 
 def random_value(resource: Resource) -> str:
@@ -180,10 +176,15 @@ def local_database(state: State, base: Path) -> Database:
                                  "admin": [admin.user, admin.password], "app": [app.user, app.password]}
         state.save()
     else:
+        if not cluster.ca_file.exists():
+            raise OpsError(f"the throwaway cluster in {cluster.base_dir} was created without TLS; stop it "
+                           f"(--stop) and delete {base} to create a TLS-only one")
         cluster.start()
     admin_user, admin_password = state.data["cluster"]["admin"]
+    # TLS only, like RDS: the admin verifies the server against the cluster's own CA.
     admin = Target(host="127.0.0.1", port=cluster.port, dbname=pgcluster.APP_DATABASE,
-                   user=admin_user, password=admin_password, sslmode="disable")
+                   user=admin_user, password=admin_password, sslmode="verify-full",
+                   sslrootcert=str(cluster.ca_file))
     return Database(admin=admin, local=cluster, app_role=state.data["cluster"]["app"][0])
 
 
@@ -204,9 +205,20 @@ def rehearsal_config(stack: str, db: Database, overrides: dict[str, str]) -> tup
         f"{NAMESPACE}:dbHost": admin.host,
         f"{NAMESPACE}:dbPort": str(admin.port),
         f"{NAMESPACE}:dbName": admin.dbname,
-        f"{NAMESPACE}:dbSslMode": admin.sslmode if admin.sslmode in ("disable", "allow", "prefer", "require",
-                                                                    "verify-ca", "verify-full") else "prefer",
     })
+    # The stack's clients use the admin login's TLS: verify-full with the throwaway cluster's CA,
+    # or the DSN's sslmode and sslrootcert (a CA file; libpq's "system" is no file). An explicit
+    # --set of either key wins; without a CA from either, the stack's own (default rds) stays.
+    mode_key, ca_key = f"{NAMESPACE}:dbSslMode", f"{NAMESPACE}:dbCaCertificate"
+    if mode_key not in overrides:
+        if admin.sslmode in ("allow", "prefer"):
+            raise OpsError(f"--dsn has sslmode={admin.sslmode} (libpq's default when unset); the stack needs "
+                           "disable, require, verify-ca or verify-full: put e.g. sslmode=verify-full&sslrootcert=PATH "
+                           f"in the DSN, or --set {mode_key}=MODE")
+        config[mode_key] = admin.sslmode
+    ca_file = db.local.ca_file if db.local is not None else admin.sslrootcert
+    if ca_file and ca_file != "system" and ca_key not in overrides:
+        config[ca_key] = str(Path(ca_file).expanduser().resolve())
     secret_keys: tuple[str, ...] = ()
     if not config.get(f"{NAMESPACE}:adminSecretArn"):
         # Secret config cannot be decrypted offline: the rehearsal supplies the admin login.
@@ -329,6 +341,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--outputs", type=Path, help="where to write the stack outputs JSON")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     parser.add_argument("--stop", action="store_true", help="stop the throwaway cluster of this stack")
+    parser.add_argument("--umami-env", type=Path, metavar="FILE",
+                        help="also write the Umami container's environment as a dotenv file (mode 0600), "
+                             "with the CA bundle beside it, to run Umami locally against the rehearsal")
     return run_command_line(run_command, parser.parse_args(argv))
 
 
@@ -346,6 +361,8 @@ def run_command(args: argparse.Namespace) -> int:
         print_changes(changes)
         print("destroy complete" if ok else "destroy FAILED: see the failed resources above")
         return 0 if ok else 1
+    if args.umami_env:
+        check_writable(args.umami_env)
     result = rehearse(args.stack, dsn=args.dsn, outputs_path=args.outputs, overrides=overrides)
     print(f"rehearsal of stack {args.stack} into {result.db.admin.describe()}:")
     print_changes(result.changes)
@@ -354,8 +371,18 @@ def run_command(args: argparse.Namespace) -> int:
     if not result.ok:
         print("rehearsal FAILED: see the failed resources above")
         return 1
+    if args.umami_env:
+        write_umami_env(result.run, args.umami_env)
+        print(f"Umami's environment written to {args.umami_env} (run it: README, \"Umami locally\")")
     from ops.rehearsal_checks import check_rehearsal
     return check_rehearsal(result)
+
+
+def check_writable(path: Path) -> None:
+    """Refuse an output file that cannot be written before anything is applied."""
+    folder = path.resolve().parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise OpsError(f"--umami-env {path}: folder {folder} does not exist or is not writable")
 
 
 if __name__ == "__main__":

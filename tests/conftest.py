@@ -50,18 +50,32 @@ class AuroraLike:
                                     dbname or self.dbname, autocommit=True)
 
 
-@pytest.fixture(scope="session")
-def pg_cluster():
+def started_cluster(**options):
+    """Init and start a LocalCluster (options: tls, server_names); yields it, then removes it."""
     # Outside pytest's tmp tree: pytest prunes old tmp dirs, even those of a running session.
     base = Path(tempfile.mkdtemp(prefix="umami-pg-")) / "cluster"
-    cluster = LocalCluster(base)
+    cluster = LocalCluster(base, **options)
     password = pgcluster.new_password()
     cluster.init(password)
     cluster.start()
     cluster.superuser_password = password
-    yield cluster
-    cluster.destroy()
-    shutil.rmtree(base.parent, ignore_errors=True)
+    try:
+        yield cluster
+    finally:
+        cluster.destroy()
+        shutil.rmtree(base.parent, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """TLS only, like RDS: its CA is `pg_cluster.ca_file`; conninfo() verifies the server."""
+    yield from started_cluster()
+
+
+@pytest.fixture(scope="session")
+def plain_cluster():
+    """A cluster without TLS, for what clients do when the server cannot encrypt."""
+    yield from started_cluster(tls=False)
 
 
 def reset_cluster(cluster: LocalCluster) -> None:

@@ -10,7 +10,8 @@ def test_benchmark_code_at_a_small_size(aurora, tmp_path):
     sizes = Sizes(tables=120, schemas=6, roles=15)
     with aurora.superuser_conn() as superuser:
         build_seconds = build(superuser, aurora.admin_dsn(), tmp_path, sizes)
-    target = Target("127.0.0.1", aurora.port, aurora.dbname, aurora.admin.user, aurora.admin.password, "disable")
+    target = Target("127.0.0.1", aurora.port, aurora.dbname, aurora.admin.user, aurora.admin.password,
+                    "verify-full", sslrootcert=str(aurora.cluster.ca_file))
     result = measure(target, aurora.admin.user, sizes, build_seconds, repeat=1)
     assert result.audit.queries == 5
     assert result.naive.queries == 1 + 7 * 124 and result.naive_combined.queries == 1 + 124  # + the fixture's 4

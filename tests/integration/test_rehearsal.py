@@ -44,7 +44,7 @@ def test_rehearsal_repairs_drift(aurora, tmp_path):
     changed = {c.label: c.action for c in again.result.changes if c.action != "same"}
     assert changed == {"Role umami-role": "update", "Grant umami-schema-usage": "update"}
     with aurora.superuser_conn() as conn:
-        assert conn.execute("SELECT rolconnlimit, rolcreatedb FROM pg_roles WHERE rolname = 'umami_user'").fetchone() == (10, False)
+        assert conn.execute("SELECT rolconnlimit, rolcreatedb FROM pg_roles WHERE rolname = 'umami_user'").fetchone() == (44, False)
 
 
 def test_destroy_leaves_the_application_and_a_shared_pgcrypto_untouched(aurora, tmp_path):

@@ -10,6 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from components.secrets import database_url
 from ops.checks.base import Severity, Status
 from ops.checks.context import SecretSource
 from ops.verify import main, run_verification
@@ -24,9 +25,8 @@ def document(rehearsed, **changes) -> dict:
     doc = {"username": rehearsed.umami.user, "password": rehearsed.umami.password, "host": "127.0.0.1",
            "port": rehearsed.aurora.port, "database": "appdb", "schema": "umami"}
     doc.update({k: v for k, v in changes.items() if k != "DATABASE_URL"})
-    doc["DATABASE_URL"] = changes.get("DATABASE_URL") or (
-        f"postgresql://{quote(doc['username'], safe='')}:{quote(doc['password'], safe='')}@{doc['host']}:"
-        f"{doc['port']}/{doc['database']}?schema={doc['schema']}&sslmode=disable")
+    doc["DATABASE_URL"] = changes.get("DATABASE_URL") or database_url(
+        doc["username"], doc["password"], doc["host"], doc["port"], doc["database"], doc["schema"], "verify-full")
     return doc
 
 
