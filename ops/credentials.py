@@ -8,17 +8,24 @@
 Outputs written by the rehearsal (`rehearsal: true`) name a libpq passfile
 (`rehearsalPassfile`) holding both passwords; Secrets Manager is never asked then.
 
+Connections built from the outputs use `dbSslMode` and, for verify-ca/verify-full,
+the outputs' `dbCaBundle` as `sslrootcert` (written once to a private temp file).
+A DSN in UMAMI_ADMIN_DSN keeps its own libpq parameters.
+
 Passwords are kept in memory only; every error message is free of them.
 """
 
 from __future__ import annotations
 
+import atexit
+import hashlib
 import json
 import os
+import tempfile
 from dataclasses import dataclass, replace
 
 from ops import aws
-from ops.db import Target, target_from_dsn
+from ops.db import VERIFYING_MODES, Target, target_from_dsn
 from ops.errors import OpsError
 from ops.outputs import StackOutputs
 
@@ -33,6 +40,43 @@ class SecretDocument:
 
     arn: str
     values: dict
+
+
+_CA_FILES: dict[str, str] = {}
+
+
+def ca_file(pem: str) -> str:
+    """`pem` in a private (0600) temp file: written once per process, removed at exit.
+
+    libpq reads `sslrootcert` from a file, and the outputs carry the CA as text.
+    """
+    digest = hashlib.sha256(pem.encode()).hexdigest()
+    path = _CA_FILES.get(digest)
+    if path and os.path.exists(path):
+        return path
+    fd, path = tempfile.mkstemp(prefix="umami-ops-ca-", suffix=".pem")  # created 0600
+    with os.fdopen(fd, "w") as handle:
+        handle.write(pem)
+    atexit.register(_remove, path)
+    _CA_FILES[digest] = path
+    return path
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def outputs_target(outputs: StackOutputs, user: str, *, host: str | None = None, port: int | None = None,
+                   password: str | None = None, passfile: str | None = None) -> Target:
+    """A login to the outputs' database with their TLS rules; `host`/`port` are a tunnel."""
+    verifying = outputs.db_sslmode in VERIFYING_MODES and outputs.db_ca_bundle
+    target = Target(host=outputs.db_host, port=outputs.db_port, dbname=outputs.db_name, user=user,
+                    password=password, passfile=passfile, sslmode=outputs.db_sslmode,
+                    sslrootcert=ca_file(outputs.db_ca_bundle) if verifying else None)
+    return target.through(host, port)
 
 
 def rehearsal_passfile(outputs: StackOutputs) -> str | None:
@@ -63,19 +107,19 @@ def read_secret_json(arn: str, region: str | None) -> SecretDocument:
 
 
 def umami_target(outputs: StackOutputs, *, host: str | None = None, port: int | None = None,
-                 region: str | None = None) -> tuple[Target, str]:
+                 region: str | None = None, secret: SecretDocument | None = None) -> tuple[Target, str]:
     """Where and how the umami role logs in, and a label for the source of its password.
 
-    `host`/`port` override the outputs (an SSH/SSM tunnel).
+    `host`/`port` override the outputs (an SSH/SSM tunnel). `secret`: the credentials
+    document already read (so Secrets Manager is asked once per run).
     """
-    target = Target(host=host or outputs.db_host, port=port or outputs.db_port, dbname=outputs.db_name,
-                    user=outputs.db_role, sslmode=outputs.db_sslmode)
+    target = outputs_target(outputs, outputs.db_role, host=host, port=port)
     password = os.environ.get(ENV_UMAMI_PASSWORD)
     if password:
         return replace(target, password=password), f"environment {ENV_UMAMI_PASSWORD}"
     if outputs.rehearsal:
         return replace(target, passfile=rehearsal_passfile(outputs)), passfile_label()
-    secret = read_secret_json(outputs.db_secret_arn, region or outputs.get("awsRegion"))
+    secret = secret or read_secret_json(outputs.db_secret_arn, region or outputs.get("awsRegion"))
     password = secret.values.get("password")
     if not isinstance(password, str) or not password:
         raise OpsError(f"secret {outputs.db_secret_arn} has no password")
@@ -83,26 +127,24 @@ def umami_target(outputs: StackOutputs, *, host: str | None = None, port: int | 
 
 
 def admin_target(outputs: StackOutputs, *, host: str | None = None, port: int | None = None,
-                 region: str | None = None) -> tuple[Target, str] | None:
-    """An admin/auditor connection if one is available, else None."""
+                 region: str | None = None, read_secrets: bool = True) -> tuple[Target, str] | None:
+    """An admin/auditor connection if one is available, else None.
+
+    `read_secrets=False`: never ask Secrets Manager (the admin secret is then not used).
+    """
     dsn = os.environ.get(ENV_ADMIN_DSN)
     if dsn:
-        target = target_from_dsn(dsn)
-        if host or port:
-            target = replace(target, host=host or target.host, port=port or target.port)
-        return target, f"environment {ENV_ADMIN_DSN}"
+        return target_from_dsn(dsn).through(host, port), f"environment {ENV_ADMIN_DSN}"
     if outputs.rehearsal:
         if not outputs.db_admin_role:
             return None
-        return Target(host=host or outputs.db_host, port=port or outputs.db_port, dbname=outputs.db_name,
-                      user=outputs.db_admin_role, sslmode=outputs.db_sslmode,
-                      passfile=rehearsal_passfile(outputs)), passfile_label()
-    if not outputs.admin_secret_arn:
+        return outputs_target(outputs, outputs.db_admin_role, host=host, port=port,
+                              passfile=rehearsal_passfile(outputs)), passfile_label()
+    if not outputs.admin_secret_arn or not read_secrets:
         return None
     secret = read_secret_json(outputs.admin_secret_arn, region or outputs.get("awsRegion"))
     user, password = secret.values.get("username"), secret.values.get("password")
     if not user or not password:
         raise OpsError(f"admin secret {outputs.admin_secret_arn} lacks username or password")
-    target = Target(host=host or outputs.db_host, port=port or outputs.db_port, dbname=outputs.db_name,
-                    user=user, password=password, sslmode=outputs.db_sslmode)
-    return target, f"secret {outputs.admin_secret_arn}"
+    return (outputs_target(outputs, user, host=host, port=port, password=password),
+            f"secret {outputs.admin_secret_arn}")

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
-from dataclasses import dataclass
+import socket
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Mapping
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -30,9 +34,20 @@ def redact(text: str) -> str:
     return _KV_PASSWORD.sub(r"\1***", text)
 
 
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+VERIFYING_MODES = ("verify-ca", "verify-full")
+# Keywords Target holds as fields; every other libpq keyword of a DSN travels in `params`.
+_FIELDS = ("host", "port", "dbname", "user", "password", "sslmode", "passfile", "sslrootcert")
+
+
 @dataclass(frozen=True)
 class Target:
-    """Where and as whom to connect. `password` may be None (libpq then uses PGPASSFILE)."""
+    """Where and as whom to connect. `password` may be None (libpq then uses PGPASSFILE).
+
+    `sslrootcert` is the CA file for verify-ca/verify-full; `params` holds every other
+    libpq keyword a DSN carried (sslcert, sslkey, target_session_attrs, options, ...),
+    passed through to libpq unchanged.
+    """
 
     host: str
     port: int
@@ -41,23 +56,60 @@ class Target:
     password: str | None = None
     sslmode: str = "prefer"
     passfile: str | None = None  # a libpq passfile to look the password up in (the rehearsal's)
+    sslrootcert: str | None = None
+    params: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     def conninfo(self, **extra) -> str:
-        params = dict(host=self.host, port=self.port, dbname=self.dbname, user=self.user,
-                      sslmode=self.sslmode, connect_timeout=10, application_name=APPLICATION_NAME)
+        params: dict = dict(host=self.host, port=self.port, dbname=self.dbname, user=self.user,
+                            sslmode=self.sslmode, connect_timeout=10, application_name=APPLICATION_NAME)
+        params.update(self.params)  # the DSN's own choices win over ops' defaults
+        if self.sslrootcert:
+            params["sslrootcert"] = self.sslrootcert
         if self.password is not None:
             params["password"] = self.password
         elif self.passfile:
             params["passfile"] = self.passfile
+        if extra.get("options") and self.params.get("options"):
+            # Keep the DSN's options; ops' settings come last so its timeouts hold.
+            extra = {**extra, "options": f"{self.params['options']} {extra['options']}"}
         params.update(extra)
         return pg_conninfo.make_conninfo(**params)
 
     def describe(self) -> str:
-        return f"{self.user}@{self.host}:{self.port}/{self.dbname}"
+        via = self.params.get("hostaddr")
+        return f"{self.user}@{self.host}{f' (via {via})' if via else ''}:{self.port}/{self.dbname}"
+
+    def through(self, host: str | None, port: int | None) -> "Target":
+        """The same login through a tunnel to `host`/`port`.
+
+        With verify-full the certificate must still name the real server: libpq then
+        connects to `hostaddr` (the tunnel's address) and checks the name in `host`.
+        """
+        if not host and not port:
+            return self
+        if host and self.sslmode == "verify-full":
+            params = {**self.params, "hostaddr": _address_of(host)}
+            return replace(self, port=port or self.port, params=MappingProxyType(params))
+        return replace(self, host=host or self.host, port=port or self.port)
+
+
+def _address_of(host: str) -> str:
+    """A numeric address for libpq's hostaddr."""
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    for family in (socket.AF_INET, socket.AF_UNSPEC):  # tunnels usually listen on 127.0.0.1
+        try:
+            return socket.getaddrinfo(host, None, family=family, type=socket.SOCK_STREAM)[0][4][0]
+        except (socket.gaierror, IndexError) as exc:
+            error = exc
+    raise OpsError(f"cannot resolve tunnel host {host!r}: {error}")
 
 
 def target_from_dsn(dsn: str) -> Target:
-    """Parse a libpq DSN (URL or key=value) into a Target; errors never echo the password."""
+    """Parse a libpq DSN (URL or key=value) into a Target, keeping every libpq keyword it
+    carries; errors never echo the password."""
     try:
         params = pg_conninfo.conninfo_to_dict(dsn)
     except psycopg.ProgrammingError as exc:
@@ -69,10 +121,15 @@ def target_from_dsn(dsn: str) -> Target:
         port = int(params.get("port") or 5432)
     except ValueError:
         raise OpsError(f"DSN {redact(dsn)!r} has a non-numeric port") from None
+    sslmode = params.get("sslmode") or "prefer"
+    if sslmode not in SSL_MODES:
+        raise OpsError(f"DSN {redact(dsn)!r} has sslmode={sslmode}; libpq allows {', '.join(SSL_MODES)}")
+    extra = {key: str(value) for key, value in params.items() if key not in _FIELDS and value is not None}
     return Target(
         host=params["host"], port=port, dbname=params.get("dbname") or params["user"],
-        user=params["user"], password=params.get("password"),
-        sslmode=params.get("sslmode") or "prefer",
+        user=params["user"], password=params.get("password"), sslmode=sslmode,
+        passfile=params.get("passfile") or None, sslrootcert=params.get("sslrootcert") or None,
+        params=MappingProxyType(extra),
     )
 
 

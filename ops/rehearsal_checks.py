@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import psycopg
 
@@ -64,8 +64,8 @@ def check_rehearsal(result) -> int:
     """Print the closing proof of a finished rehearsal; 0 when the role works and isolation holds."""
     role = result.run.one("postgresql:index/role:Role").inputs
     admin = result.db.admin
-    umami = Target(host=admin.host, port=admin.port, dbname=admin.dbname, user=role["name"],
-                   password=role["password"], sslmode=admin.sslmode)
+    # Same server and TLS rules (sslmode, CA, every DSN parameter) as the admin's login.
+    umami = replace(admin, user=role["name"], password=role["password"], passfile=None)
     probe = probe_work_in_schema(umami, result.outputs["dbSchema"])
     print(f"as {umami.describe()} (real login, search_path from the role):")
     print(f"  {'PASS' if probe.passed else 'FAIL'}  {probe.name}: {probe.evidence}")

@@ -2,7 +2,8 @@
 
     python -m ops.verify (--stack NAME | --outputs FILE) [--format text|json|markdown|junit]
                          [--fail-on critical|high|medium|low] [--only IDS] [--skip IDS]
-                         [--db-host HOST --db-port PORT] [--http-timeout SECONDS]
+                         [--db-host HOST --db-port PORT] [--url URL] [--no-aws]
+                         [--http-timeout SECONDS]
     python -m ops.verify --list        # every check: id, family, severity, title
 
 Exit 0: nothing at or above --fail-on (default high); 1: findings at or above it;
@@ -10,10 +11,14 @@ Exit 0: nothing at or above --fail-on (default high); 1: findings at or above it
 
 Credentials: the umami role's from the secret named in the outputs, or
 UMAMI_DB_PASSWORD; an admin/auditor from the admin secret the outputs name, or
-UMAMI_ADMIN_DSN. For outputs written by `ops.rehearse` ("rehearsal": true)
+UMAMI_ADMIN_DSN. With UMAMI_DB_PASSWORD set, Secrets Manager is not asked at all
+(the secret checks are not applicable; the admin comes from UMAMI_ADMIN_DSN or
+the audit runs as umami). For outputs written by `ops.rehearse` ("rehearsal": true)
 passwords come from the rehearsal's passfile (or PGPASSFILE), and the
-AWS checks are reported as not applicable. Read-only against the database;
-probes that attempt a write do so in a transaction that is rolled back.
+AWS checks are reported as not applicable. `--url` points the heartbeat and
+default-login checks at another address (also for a rehearsal); `--no-aws` makes
+no AWS call at all. Read-only against the database; probes that attempt a write
+do so in a transaction that is rolled back.
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ import argparse
 import os
 import sys
 import time
+from dataclasses import dataclass, field
 from typing import Iterable
+from urllib.parse import urlsplit
 
 import psycopg
 
@@ -30,7 +37,7 @@ from ops import credentials
 from ops.checks import ALL_CHECKS, FAMILIES, Family
 from ops.checks.base import CheckResult, NotApplicable, Severity, Status, result_from_findings
 from ops.checks.context import Context, SecretSource
-from ops.db import Target, connect, redact
+from ops.db import Target, connect, redact, redact_url
 from ops.cli import progress, run_command_line
 from ops.errors import OpsError
 from ops.outputs import StackOutputs, load
@@ -86,20 +93,23 @@ def _run_family(family: Family, ctx: Context, selected: set[str]) -> list[CheckR
 def run_verification(outputs: StackOutputs, *, umami: Target, admin: Target | None, include_aws: bool,
                      only: Iterable[str] = (), skip: Iterable[str] = (), secret: SecretSource | None = None,
                      umami_source: str = "", admin_source: str = "", http_timeout: float = 10.0,
-                     probe_sample: int = 20, source: str = "") -> Report:
+                     probe_sample: int = 20, source: str = "", url: str | None = None,
+                     secret_reason: str = "", tunnel: bool = False) -> Report:
     """Run the selected checks and return the report (render it with ops.report.render).
 
     `umami` is the umami role's login (probes, schema state); `admin` an optional
     admin/auditor login for the catalog audit (umami runs it otherwise). With
-    `include_aws=False` (a rehearsal) the deployment checks are not applicable,
-    and the secret checks run only on a `secret` document passed in.
+    `include_aws=False` (a rehearsal, --no-aws) the checks that need AWS are not
+    applicable; the heartbeat and default login run against `url` when given.
+    The secret checks run only on a `secret` document passed in (`secret_reason`
+    says why there is none). `tunnel`: the database is reached through --db-host.
     Raises OpsError when something prevents the run (unreachable database, ...).
     """
     started = time.monotonic()
     selected = select(only, skip)
     ctx = Context(outputs=outputs, umami=umami, admin=admin, include_aws=include_aws, secret=secret,
                   umami_source=umami_source, admin_source=admin_source, http_timeout=http_timeout,
-                  probe_sample=probe_sample)
+                  probe_sample=probe_sample, url=url, secret_reason=secret_reason, tunnel=tunnel)
     try:
         results = [r for family in FAMILIES for r in _run_family(family, ctx, selected)]
         report = Report(results=results, source=source or ("rehearsal outputs" if outputs.rehearsal else "stack outputs"),
@@ -137,28 +147,56 @@ def _describe_sessions(report: Report, ctx: Context, results: list[CheckResult])
 
 # -- credentials --------------------------------------------------------------------
 
-def resolve_logins(outputs: StackOutputs, host: str | None, port: int | None
-                   ) -> tuple[Target, str, Target | None, str, list[str]]:
-    """The umami login, an optional admin login, their sources, and notes for the report."""
-    notes: list[str] = []
-    umami, umami_source = credentials.umami_target(outputs, host=host, port=port)
-    found = credentials.admin_target(outputs, host=host, port=port)
+@dataclass
+class Logins:
+    """Who the run logs in as, the secret document to check, and notes for the report."""
+
+    umami: Target
+    umami_source: str
+    admin: Target | None = None
+    admin_source: str = ""
+    secret: SecretSource | None = None
+    secret_reason: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+def resolve_logins(outputs: StackOutputs, host: str | None, port: int | None, *, aws: bool = True) -> Logins:
+    """The umami login, an optional admin login, and the secret document (read once).
+
+    With UMAMI_DB_PASSWORD set (or `aws=False`) Secrets Manager is never asked: the
+    secret checks are then not applicable and the admin comes from UMAMI_ADMIN_DSN only.
+    """
+    env_password = bool(os.environ.get(credentials.ENV_UMAMI_PASSWORD))
+    if outputs.rehearsal or env_password or not aws:
+        if not (outputs.rehearsal or env_password):
+            raise OpsError(f"--no-aws needs {credentials.ENV_UMAMI_PASSWORD}: the umami password is otherwise "
+                           f"read from Secrets Manager ({outputs.db_secret_arn})")
+        read_secrets, document, secret = False, None, None
+        why = f"the umami password comes from {credentials.ENV_UMAMI_PASSWORD}" if env_password else "--no-aws"
+        secret_reason = "" if outputs.rehearsal else f"{why}: Secrets Manager is not read"
+    else:
+        read_secrets, secret_reason, why = True, "", ""
+        document = credentials.read_secret_json(outputs.db_secret_arn, outputs.get("awsRegion"))
+        secret = SecretSource(label=f"secret {outputs.db_secret_name or outputs.db_secret_arn}",
+                              document=document.values)
+    umami, umami_source = credentials.umami_target(outputs, host=host, port=port, secret=document)
+    logins = Logins(umami=umami, umami_source=umami_source, secret=secret, secret_reason=secret_reason)
+    found = credentials.admin_target(outputs, host=host, port=port, read_secrets=read_secrets)
     if found is None:
-        return umami, umami_source, None, "", notes
+        if outputs.admin_secret_arn and secret_reason:
+            logins.notes.append(f"the admin secret is not read ({why}); the catalog audit runs as the admin "
+                                f"with {credentials.ENV_ADMIN_DSN}")
+        return logins
     admin, admin_source = found
     if outputs.rehearsal and not os.environ.get(credentials.ENV_ADMIN_DSN):
         # The rehearsal's passfile may lack the admin (--dsn without a password); umami audits then.
         try:
             connect(admin).close()
         except OpsError as exc:
-            notes.append(f"no admin login ({exc}); the catalog audit ran as {umami.user}")
-            return umami, umami_source, None, "", notes
-    return umami, umami_source, admin, admin_source, notes
-
-
-def read_secret(outputs: StackOutputs) -> SecretSource:
-    document = credentials.read_secret_json(outputs.db_secret_arn, outputs.get("awsRegion"))
-    return SecretSource(label=f"secret {outputs.db_secret_name or outputs.db_secret_arn}", document=document.values)
+            logins.notes.append(f"no admin login ({exc}); the catalog audit ran as {umami.user}")
+            return logins
+    logins.admin, logins.admin_source = admin, admin_source
+    return logins
 
 
 # -- command line -------------------------------------------------------------------
@@ -181,12 +219,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="comma-separated check ids or family names to leave out")
     parser.add_argument("--db-host", help="connect here instead of dbHost (an SSH/SSM tunnel)")
     parser.add_argument("--db-port", type=int, help="connect to this port instead of dbPort")
-    parser.add_argument("--http-timeout", type=float, default=10.0, metavar="SECONDS")
+    parser.add_argument("--url", help="check Umami's heartbeat and default login here (also for a rehearsal)")
+    parser.add_argument("--no-aws", action="store_true",
+                        help="make no AWS call (needs UMAMI_DB_PASSWORD); checks that need AWS are not applicable")
+    parser.add_argument("--http-timeout", type=float, default=10.0, metavar="SECONDS",
+                        help="bound on each whole HTTP exchange: connect, headers and body (default 10)")
     parser.add_argument("--list", action="store_true", help="print every check (id, family, severity, title) and exit")
     args = parser.parse_args(argv)
     if not args.list and not (args.stack or args.outputs):
         parser.error("one of the arguments --stack --outputs is required")
+    if args.http_timeout <= 0:
+        parser.error(f"--http-timeout {args.http_timeout:g}: must be more than 0 seconds")
     return args
+
+
+def _checked_url(url: str | None) -> str | None:
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 (raises on a port that is not a number)
+    except ValueError:
+        parts = parts._replace(scheme="")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise OpsError(f"--url {redact_url(url)}: not an http(s) URL (e.g. http://127.0.0.1:3000)")
+    return url.rstrip("/")
 
 
 def check_catalog() -> str:
@@ -206,17 +263,18 @@ def run_command(args: argparse.Namespace) -> int:
     fail_on = Severity.parse(args.fail_on)
     only, skip = _ids(args.only), _ids(args.skip)
     select(only, skip)  # refuse unknown ids before connecting anywhere
+    url = _checked_url(args.url)
     outputs = load(args.stack, args.outputs)
-    include_aws = not outputs.rehearsal
-    secret = read_secret(outputs) if include_aws else None
-    umami, umami_source, admin, admin_source, notes = resolve_logins(outputs, args.db_host, args.db_port)
+    include_aws = not outputs.rehearsal and not args.no_aws
+    logins = resolve_logins(outputs, args.db_host, args.db_port, aws=not args.no_aws)
     progress(f"verifying {outputs.db_role}/{outputs.db_schema} in {outputs.db_name} "
         f"({'rehearsal' if outputs.rehearsal else 'deployed stack'})")
-    report = run_verification(outputs, umami=umami, admin=admin, include_aws=include_aws, only=only, skip=skip,
-                              secret=secret, umami_source=umami_source, admin_source=admin_source,
-                              http_timeout=args.http_timeout,
-                              source=f"stack {args.stack}" if args.stack else str(args.outputs))
-    report.notes = notes + report.notes
+    report = run_verification(outputs, umami=logins.umami, admin=logins.admin, include_aws=include_aws,
+                              only=only, skip=skip, secret=logins.secret, umami_source=logins.umami_source,
+                              admin_source=logins.admin_source, http_timeout=args.http_timeout,
+                              source=f"stack {args.stack}" if args.stack else str(args.outputs), url=url,
+                              secret_reason=logins.secret_reason, tunnel=bool(args.db_host or args.db_port))
+    report.notes = logins.notes + report.notes
     sys.stdout.write(render(report, args.format, fail_on))
     return report.exit_code(fail_on)
 

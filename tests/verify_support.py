@@ -20,14 +20,20 @@ from ops.verify import run_verification
 SUPERUSER, ADMIN, UMAMI, APP = "superuser", "admin", "umami", "app"
 
 
+def cluster_login(rehearsed, user: str, password: str, host: str = "127.0.0.1") -> Target:
+    """A verified-TLS login to the test cluster (plain text if the cluster has no TLS)."""
+    ca = getattr(rehearsed.aurora.cluster, "ca_file", None)
+    return Target(host, rehearsed.aurora.port, rehearsed.aurora.dbname, user, password,
+                  "verify-full" if ca else "disable", sslrootcert=str(ca) if ca else None)
+
+
 def umami_target(rehearsed) -> Target:
-    return Target("127.0.0.1", rehearsed.aurora.port, rehearsed.aurora.dbname, rehearsed.umami.user,
-                  rehearsed.umami.password, "disable")
+    return cluster_login(rehearsed, rehearsed.umami.user, rehearsed.umami.password)
 
 
 def admin_target(rehearsed) -> Target:
     admin = rehearsed.aurora.admin
-    return Target("127.0.0.1", rehearsed.aurora.port, rehearsed.aurora.dbname, admin.user, admin.password, "disable")
+    return cluster_login(rehearsed, admin.user, admin.password)
 
 
 def outputs_of(rehearsed, **changes) -> StackOutputs:

@@ -11,6 +11,8 @@
 | probes       | umami (real login)      | live attempts, rolled back                     |
 | schema       | umami (real login)      | Umami's tables, _prisma_migrations, pgcrypto   |
 | secret       | Secrets Manager + login | the credentials document                       |
+| connections  | admin/auditor or umami, | the role's limit and sessions; ECS and         |
+|              | AWS APIs, umami login   | autoscaling ceilings; a login at the reader    |
 | deployment   | AWS APIs + HTTP         | ECS, ELBv2, EC2, CloudWatch Logs, Umami's API  |
 """
 
@@ -20,10 +22,12 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ops.checks import (
-    defaults, deployment, memberships, ownership, privileges, probes, reverse, roles, schema_state, secret,
+    connections, defaults, deployment, memberships, ownership, privileges, probes, reverse, roles, schema_state,
+    secret,
 )
 from ops.checks.base import Check, NotApplicable
 from ops.checks.context import Context
+from ops.db import redact_url
 
 
 @dataclass(frozen=True)
@@ -53,19 +57,17 @@ def _schema_state(ctx: Context) -> schema_state.SchemaState:
 def _secret(ctx: Context) -> secret.SecretData:
     if ctx.secret is None:
         raise NotApplicable("rehearsal: the secret lives in Secrets Manager, which a rehearsal does not reach"
-                            if ctx.outputs.rehearsal else "no credentials secret to check")
+                            if ctx.outputs.rehearsal else ctx.secret_reason or "no credentials secret to check")
     return secret.SecretData(source=ctx.secret.label, document=ctx.secret.document, outputs=ctx.outputs,
                              login_target=ctx.umami)
 
 
 def _deployment(ctx: Context) -> deployment.Deployment:
-    if not ctx.include_aws:
-        raise NotApplicable("rehearsal: nothing is deployed on AWS" if ctx.outputs.rehearsal
-                            else "AWS checks not requested")
-    service = deployment.ServiceOutputs.from_outputs(ctx.outputs)
-    if not service.present:
-        raise NotApplicable("the outputs describe no service (a database-only stack)")
-    return deployment.Deployment(service, ctx.outputs.get("awsRegion"), ctx.http_timeout)
+    return ctx.deployment
+
+
+def _connections(ctx: Context) -> connections.ConnectionData:
+    return connections.ConnectionData(ctx)
 
 
 def _audit(ctx: Context) -> str:
@@ -81,7 +83,16 @@ def _secret_as(ctx: Context) -> str:
 
 
 def _aws_as(ctx: Context) -> str:
-    return f"AWS APIs in {ctx.outputs.get('awsRegion') or 'the default region'} and HTTP to the service URL"
+    http = f"HTTP to {redact_url(ctx.url)}" if ctx.url else "HTTP to the service URL"
+    if not ctx.include_aws:
+        return f"{http} (no AWS)"
+    return f"AWS APIs in {ctx.outputs.get('awsRegion') or 'the default region'} and {http}"
+
+
+def _connections_as(ctx: Context) -> str:
+    aws = "" if not ctx.include_aws else "; the ECS service and its autoscaling target"
+    reader = f"; {ctx.umami.user} at {ctx.outputs.db_reader_host}" if ctx.outputs.db_reader_host else ""
+    return f"{ctx.audit_role()}{aws}{reader}"
 
 
 FAMILIES: tuple[Family, ...] = (
@@ -94,6 +105,7 @@ FAMILIES: tuple[Family, ...] = (
     Family("probes", "Live probes", probes.CHECKS, _probe_session, _umami),
     Family("schema", "Umami schema state", schema_state.CHECKS, _schema_state, _umami),
     Family("secret", "Credentials secret", secret.CHECKS, _secret, _secret_as),
+    Family("connections", "Connection budget", connections.CHECKS, _connections, _connections_as),
     Family("deployment", "Deployment", deployment.CHECKS, _deployment, _aws_as),
 )
 

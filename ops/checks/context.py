@@ -13,7 +13,9 @@ from typing import Any, Mapping
 
 import psycopg
 
+from ops.checks.base import NotApplicable
 from ops.checks.catalog import Catalog
+from ops.checks.deployment import Deployment, ServiceOutputs
 from ops.db import Target, connect
 from ops.outputs import StackOutputs
 
@@ -39,8 +41,12 @@ class Context:
     admin_source: str = ""
     http_timeout: float = 10.0
     probe_sample: int = 20
+    url: str | None = None  # --url: where Umami answers, instead of the outputs' url
+    secret_reason: str = ""  # why there is no secret document to check
+    tunnel: bool = False  # --db-host/--db-port: the database is reached through a tunnel
     _connections: dict[str, psycopg.Connection] = field(default_factory=dict)
     _catalog: Catalog | None = None
+    _deployment: Deployment | None = None
 
     # -- connections -------------------------------------------------------------
     def _open(self, name: str, target: Target) -> psycopg.Connection:
@@ -57,11 +63,34 @@ class Context:
     @property
     def catalog(self) -> Catalog:
         if self._catalog is None:
-            conn = self._open("admin", self.admin) if self.admin else self.umami_conn
-            self._catalog = Catalog(conn, schema=self.outputs.db_schema, umami_role=self.outputs.db_role,
+            self._catalog = Catalog(self.audit_conn, schema=self.outputs.db_schema, umami_role=self.outputs.db_role,
                                     admin_role=self.outputs.db_admin_role or (self.admin.user if self.admin else None),
                                     app_roles=self.outputs.application_roles)
         return self._catalog
+
+    @property
+    def audit_conn(self) -> psycopg.Connection:
+        """The admin/auditor's connection when there is one, else umami's."""
+        return self._open("admin", self.admin) if self.admin else self.umami_conn
+
+    @property
+    def no_aws_reason(self) -> str | None:
+        if self.include_aws:
+            return None
+        return "rehearsal: nothing is deployed on AWS" if self.outputs.rehearsal else "AWS checks not requested (--no-aws)"
+
+    @property
+    def deployment(self) -> Deployment:
+        """The service's AWS answers and HTTP endpoints, shared by the families that need them."""
+        if self._deployment is None:
+            if self.outputs.rehearsal and not self.url:  # its outputs' url names no real service
+                raise NotApplicable(f"{self.no_aws_reason} (pass --url to check Umami's endpoints)")
+            service = ServiceOutputs.from_outputs(self.outputs, url=self.url)
+            if not service.present:
+                raise NotApplicable("the outputs describe no service (a database-only stack)")
+            self._deployment = Deployment(service, self.outputs.get("awsRegion"), self.http_timeout,
+                                          no_aws=self.no_aws_reason)
+        return self._deployment
 
     @property
     def catalog_if_used(self) -> Catalog | None:

@@ -3,22 +3,22 @@ heartbeat, the default login, and recent logs.
 
 boto3 clients use the standard retry mode (throttling is retried with backoff);
 an AWS error that survives the retries, or an HTTP endpoint that cannot be
-reached, stops the run (exit 2) rather than guessing.
+reached, stops the run (exit 2) rather than guessing. Without AWS (a rehearsal,
+`--no-aws`) the checks that need it are not applicable, while the heartbeat and
+the default login still run against a URL given with `--url`.
 """
 
 from __future__ import annotations
 
 import json
-import socket
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 from ops import aws
 from ops.checks.base import Check, Finding, NotApplicable, Severity
+from ops.checks.http import HttpAnswer, http_request
 from ops.errors import OpsError
 from ops.outputs import StackOutputs
 
@@ -33,7 +33,7 @@ OUTPUT_KEYS = {
 FARGATE_SIZES = {(256, 512), (256, 1024), (512, 1024)}  # the story's range: 0.25-0.5 vCPU, 512-1024 MB
 DEFAULT_LOGIN = {"username": "admin", "password": "umami"}
 RECENT_LOGS_SECONDS = 3600
-USER_AGENT = "Mozilla/5.0 (umami-ops verify)"  # Umami drops bot user agents on some endpoints
+DEFAULT_MAXIMUM_PERCENT = 200  # ECS's default for a rolling deployment
 
 
 @dataclass(frozen=True)
@@ -45,39 +45,21 @@ class ServiceOutputs:
     log_group: str | None
 
     @classmethod
-    def from_outputs(cls, outputs: StackOutputs) -> "ServiceOutputs":
+    def from_outputs(cls, outputs: StackOutputs, url: str | None = None) -> "ServiceOutputs":
+        """The service part of the outputs; `url` (from --url) replaces the output url."""
         def first(keys: tuple[str, ...]) -> str | None:
             return next((str(outputs.raw[k]) for k in keys if outputs.raw.get(k)), None)
-        return cls(**{name: first(keys) for name, keys in OUTPUT_KEYS.items()})
+        found = {name: first(keys) for name, keys in OUTPUT_KEYS.items()}
+        return cls(**{**found, "url": url or found["url"]})
+
+    @property
+    def cluster_name(self) -> str | None:
+        """The cluster's name (an ARN ends in cluster/NAME), as application autoscaling names it."""
+        return self.cluster.rsplit("/", 1)[-1] if self.cluster else None
 
     @property
     def present(self) -> bool:
         return any((self.cluster, self.service, self.target_group, self.url, self.log_group))
-
-
-@dataclass(frozen=True)
-class HttpAnswer:
-    status: int
-    body: bytes
-
-
-def http_request(url: str, *, timeout: float, payload: dict[str, Any] | None = None) -> HttpAnswer:
-    """GET (or POST JSON) with a timeout; any HTTP status is an answer, no answer is an OpsError."""
-    data = json.dumps(payload).encode() if payload is not None else None
-    request = urllib.request.Request(url, data=data, method="POST" if data else "GET",
-                                     headers={"Content-Type": "application/json", "User-Agent": USER_AGENT})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (URL from the outputs)
-            return HttpAnswer(response.status, response.read(65536))
-    except urllib.error.HTTPError as exc:
-        return HttpAnswer(exc.code, exc.read(65536) if exc.fp else b"")
-    except (socket.timeout, TimeoutError):
-        raise OpsError(f"{request.method} {url}: no answer within {timeout:g}s") from None
-    except urllib.error.URLError as exc:
-        reason = exc.reason
-        if isinstance(reason, (socket.timeout, TimeoutError)):
-            raise OpsError(f"{request.method} {url}: no answer within {timeout:g}s") from None
-        raise OpsError(f"{request.method} {url}: {reason}") from None
 
 
 @dataclass
@@ -88,10 +70,13 @@ class Deployment:
     region: str | None
     http_timeout: float
     calls: list[str] = field(default_factory=list)
+    no_aws: str | None = None  # why AWS is not asked (a rehearsal, --no-aws); None: it is
 
     clients: dict[str, Any] = field(default_factory=dict)
 
     def _call(self, service: str, operation: str, **params: Any) -> dict[str, Any]:
+        if self.no_aws:
+            raise NotApplicable(self.no_aws)
         self.calls.append(f"{service}:{operation}")
         if service not in self.clients:  # creating a client loads its service model: once per run
             self.clients[service] = aws.client(service, self.region)
@@ -103,6 +88,8 @@ class Deployment:
             raise OpsError(f"{service} {operation}: {aws.describe_error(exc)}") from None
 
     def need(self, name: str) -> str:
+        if self.no_aws and name != "url":  # everything but the URL is asked of AWS
+            raise NotApplicable(self.no_aws)
         value = getattr(self.outputs, name)
         if not value:
             keys = " or ".join(OUTPUT_KEYS[name])
@@ -144,6 +131,16 @@ class Deployment:
     def target_health(self) -> list[dict[str, Any]]:
         answer = self._call("elbv2", "describe_target_health", TargetGroupArn=self.need("target_group"))
         return answer.get("TargetHealthDescriptions", [])
+
+    @cached_property
+    def scalable_target(self) -> dict[str, Any] | None:
+        """The service's application-autoscaling target (its MaxCapacity), None without autoscaling."""
+        self.need("cluster")
+        resource = f"service/{self.outputs.cluster_name}/{self.need('service')}"
+        answer = self._call("application-autoscaling", "describe_scalable_targets", ServiceNamespace="ecs",
+                            ResourceIds=[resource], ScalableDimension="ecs:service:DesiredCount")
+        targets = answer.get("ScalableTargets") or []
+        return targets[0] if targets else None
 
     @cached_property
     def heartbeat(self) -> HttpAnswer:

@@ -1,12 +1,17 @@
 """python -m ops.metrics: snapshot before a deploy, diff (or check) after it.
 
     python -m ops.metrics snapshot --out before.json (--stack NAME | --outputs FILE) [--window 24h]
+                                   [--samples 5 --sample-interval 1]
     python -m ops.metrics diff before.json after.json [--format text|json|markdown] [--plot diff.png]
     python -m ops.metrics check --baseline before.json (--stack NAME | --outputs FILE)
 
 Before the first deploy there are no stack outputs: with UMAMI_ADMIN_DSN set and
 neither --stack nor --outputs, the snapshot reads the database the DSN names
 (add --aurora-cluster ID, and --schema/--role if the stack will not use the defaults).
+
+Connections are sampled --samples times, --sample-interval seconds apart (default
+5 samples 1 s apart); the report judges their peak: the application's against the
+stories' +2, Umami's against its own connection budget from the outputs.
 
 Exit codes: 0 within thresholds (or snapshot written), 1 a threshold broken,
 2 could not run (bad input, database unreachable, CloudWatch required but skipped).
@@ -24,6 +29,7 @@ from ops.cli import run_command_line
 from ops.errors import OpsError
 from ops.metrics import snapshot, sources, thresholds
 from ops.metrics.collect import SnapshotRequest, log, take_snapshot
+from ops.metrics.connections import DEFAULT_INTERVAL_SECONDS, DEFAULT_SAMPLES, Sampling, parse_sampling
 from ops.metrics.diff import Diff, compare
 from ops.metrics.login import AUTO, CHOICES, UMAMI
 from ops.metrics.metric_set import check_extra_metric
@@ -51,6 +57,13 @@ def _add_source_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, help="connect to this port instead of dbPort (a tunnel)")
 
 
+def _add_sampling_arguments(parser: argparse.ArgumentParser, baseline: bool = False) -> None:
+    parser.add_argument("--samples", metavar="N", help="how many times to sample the connections (default "
+                        + ("the baseline's" if baseline else str(DEFAULT_SAMPLES)) + ")")
+    parser.add_argument("--sample-interval", metavar="SECONDS", help="seconds between samples (default "
+                        + ("the baseline's" if baseline else f"{DEFAULT_INTERVAL_SECONDS:g}") + ")")
+
+
 def _add_report_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=FORMATS, default="text", help="report format (default text)")
     parser.add_argument("--plot", metavar="FILE.png", help="also draw a PNG comparing before and after")
@@ -65,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     snap.add_argument("--out", required=True, metavar="FILE", help="where to write the snapshot")
     snap.add_argument("--window", default=DEFAULT_WINDOW, help="CloudWatch window ending now (default 24h)")
     _add_source_arguments(snap)
+    _add_sampling_arguments(snap)
     snap.add_argument("--require-cloudwatch", action="store_true",
                       help="exit 2 when the CloudWatch part has to be skipped")
 
@@ -80,13 +94,15 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--out", metavar="FILE", help="also keep the new snapshot here")
     check.add_argument("--window", help="CloudWatch window (default: the baseline's)")
     _add_source_arguments(check)
+    _add_sampling_arguments(check, baseline=True)
     _add_report_arguments(check)
     check.add_argument("--require-cloudwatch", action="store_true",
                        help="exit 2 when the CloudWatch part is skipped in either snapshot")
     return parser
 
 
-def _request(args: argparse.Namespace, window: timedelta, extra: tuple[str, ...]) -> SnapshotRequest:
+def _request(args: argparse.Namespace, window: timedelta, extra: tuple[str, ...],
+             sampling: Sampling) -> SnapshotRequest:
     outputs, predeploy = sources.resolve(sources.SourceOptions(
         stack=args.stack, outputs_file=args.outputs, schema=args.schema, role=args.role,
         aurora_cluster=args.aurora_cluster, aurora_instances=tuple(args.aurora_instance), region=args.region))
@@ -94,7 +110,7 @@ def _request(args: argparse.Namespace, window: timedelta, extra: tuple[str, ...]
         raise OpsError("--db-user umami needs the stack's outputs (--stack or --outputs); "
                        "before the first deploy the snapshot connects as the admin")
     return SnapshotRequest(outputs=outputs, window=window, db_user=args.db_user, host=args.host, port=args.port,
-                           extra_metrics=tuple(check_extra_metric(name) for name in extra))
+                           extra_metrics=tuple(check_extra_metric(name) for name in extra), sampling=sampling)
 
 
 def _require_cloudwatch(doc: dict[str, Any], name: str) -> None:
@@ -116,7 +132,8 @@ def _load_thresholds(args: argparse.Namespace) -> thresholds.Thresholds:
 
 
 def run_snapshot(args: argparse.Namespace) -> int:
-    doc = take_snapshot(_request(args, parse_window(args.window), tuple(args.metric)))
+    sampling = parse_sampling(args.samples, args.sample_interval)
+    doc = take_snapshot(_request(args, parse_window(args.window), tuple(args.metric), sampling))
     if args.require_cloudwatch:
         _require_cloudwatch(doc, "the new snapshot")
     snapshot.write(doc, args.out)
@@ -140,7 +157,12 @@ def run_check(args: argparse.Namespace) -> int:
         _require_cloudwatch(baseline, args.baseline)
     window_text = args.window or (baseline["cloudwatch"]["window"] or {}).get("length") or DEFAULT_WINDOW
     extra = tuple(args.metric) or tuple(baseline["cloudwatch"].get("extraMetrics") or ())
-    now = take_snapshot(_request(args, parse_window(window_text), extra))
+    # The baseline's sampling, so both peaks are of the same window (a version-1 baseline had one instant).
+    taken = {} if baseline.get("upgradedFrom") else baseline["database"]["connections"]["sampling"]
+    sampling = parse_sampling(args.samples if args.samples is not None else taken.get("samples"),
+                              args.sample_interval if args.sample_interval is not None
+                              else taken.get("intervalSeconds"))
+    now = take_snapshot(_request(args, parse_window(window_text), extra, sampling))
     if args.require_cloudwatch:
         _require_cloudwatch(now, "the new snapshot")
     if args.out:

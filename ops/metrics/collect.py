@@ -8,6 +8,7 @@ that is acceptable (`--require-cloudwatch`).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
@@ -17,7 +18,8 @@ import botocore.exceptions
 from ops import aws, db
 from ops.cli import progress
 from ops.errors import OpsError
-from ops.metrics import cloudwatch, snapshot
+from ops.metrics import budget, cloudwatch, snapshot
+from ops.metrics.connections import Sampling, Sleep
 from ops.metrics.database import snapshot_database
 from ops.metrics.login import AUTO, choose_login
 from ops.metrics.metric_set import Targets, default_metric_set, targets_from_outputs
@@ -42,6 +44,7 @@ class SnapshotRequest:
     host: str | None = None
     port: int | None = None
     extra_metrics: tuple[str, ...] = ()
+    sampling: Sampling = Sampling()
 
 
 def _skipped(reason: str, extra: tuple[str, ...]) -> dict[str, Any]:
@@ -86,20 +89,25 @@ def _configured_max_connections(outputs: StackOutputs) -> int | None:
 
 
 def take_snapshot(request: SnapshotRequest, *, now: datetime | None = None,
-                  make_client: ClientFactory = aws.client, progress: Progress = log) -> dict[str, Any]:
+                  make_client: ClientFactory = aws.client, progress: Progress = log,
+                  sleep: Sleep = time.sleep) -> dict[str, Any]:
     """A complete snapshot document (validated, ready to write)."""
     outputs = request.outputs
     now = now or datetime.now(timezone.utc)
     targets = targets_from_outputs(outputs)
+    connection_budget, connection_limit = budget.from_outputs(outputs)
     login = choose_login(outputs, request.db_user, host=request.host, port=request.port)
     if login.note:
         progress(login.note)
-    progress(f"reading the database as {login.target.describe()} ({login.source})")
+    progress(f"reading the database as {login.target.describe()} ({login.source}); "
+             f"connections: {request.sampling.describe()}")
     with db.connect(login.target) as conn:
-        identity, database = snapshot_database(conn, outputs.db_role)
+        identity, database = snapshot_database(conn, outputs.db_role, request.sampling, sleep)
     observer = database.pop("observer")
-    progress(f"database: {len(database['schemas'])} schemas, "
-             f"{sum(s['count'] for s in database['connections']['sessions'])} other sessions")
+    groups = database["connections"]["groups"]
+    progress(f"database: {len(database['schemas'])} schemas; connections (max/mean): "
+             + ", ".join(f"{name} {groups[name]['max']}/{groups[name]['mean']:g}"
+                         for name in ("umami", "application", "ops")))
     cw = collect_cloudwatch(targets, request.window, request.extra_metrics, now, make_client, progress)
     if cw["status"] == "skipped":
         progress(f"CloudWatch part skipped: {cw['reason']}")
@@ -112,7 +120,8 @@ def take_snapshot(request: SnapshotRequest, *, now: datetime | None = None,
                    "region": targets.region},
         "stack": {"schema": outputs.db_schema, "role": outputs.db_role,
                   "applicationRoles": list(outputs.application_roles),
-                  "maxConnectionsConfigured": _configured_max_connections(outputs)},
+                  "maxConnectionsConfigured": _configured_max_connections(outputs),
+                  "connectionBudget": connection_budget, "connectionLimit": connection_limit},
         "observer": {"role": observer["role"], "kind": login.kind, "credentials": login.source,
                      "hiddenSessions": observer["hiddenSessions"], "note": login.note},
         "database": database,

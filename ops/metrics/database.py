@@ -1,15 +1,17 @@
-"""The database part of a snapshot: one read-only transaction, catalog and statistics views only.
+"""The database part of a snapshot: read-only transactions, catalog and statistics views only.
 
 What any role can see is enough for every number here: sizes come from
 `pg_relation_size` (no privilege on the table is needed), sessions from
 `pg_stat_activity` (the role and application_name of every session are visible;
 their state only to the session's own role and to roles allowed to read all
 statistics: pg_read_all_stats, or Aurora's rds_superuser),
-counters from `pg_stat_database`. The snapshot's own session is left out.
+counters from `pg_stat_database`. The snapshot's own session is left out, and
+sessions are sampled over a short window (`connections`).
 """
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +19,8 @@ import psycopg
 from psycopg import errors as pg_errors
 
 from ops.errors import OpsError
+from ops.metrics import connections
+from ops.metrics.connections import Sampling
 
 IDENTITY_SQL = """
 SELECT current_database(), d.oid::bigint, current_user, current_setting('server_version'),
@@ -42,17 +46,6 @@ LEFT JOIN pg_class c ON c.relnamespace = n.oid AND NOT c.relisshared
 WHERE n.nspname <> 'pg_toast' AND n.nspname NOT LIKE 'pg\\_temp\\_%' AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%'
 GROUP BY n.nspname
 ORDER BY n.nspname
-"""
-
-# Client sessions only. Without privilege backend_type is hidden, so a session counts as a
-# client when it has a database and a role (autovacuum and launchers have neither).
-SESSIONS_SQL = """
-SELECT datname, usename, coalesce(application_name, ''), state, count(*)::int
-FROM pg_stat_activity
-WHERE pid <> pg_backend_pid() AND datid IS NOT NULL AND usesysid IS NOT NULL
-  AND (backend_type IS NULL OR backend_type = 'client backend')
-GROUP BY 1, 2, 3, 4
-ORDER BY 1, 2, 3, 4
 """
 
 ROLE_LIMIT_SQL = "SELECT rolconnlimit FROM pg_roles WHERE rolname = %s"
@@ -96,13 +89,6 @@ def _schemas(conn: psycopg.Connection) -> list[dict[str, Any]]:
     ]
 
 
-def _sessions(conn: psycopg.Connection) -> list[dict[str, Any]]:
-    return [
-        {"database": datname, "role": role, "applicationName": app, "state": state, "count": count}
-        for datname, role, app, state, count in conn.execute(SESSIONS_SQL)
-    ]
-
-
 def _activity(conn: psycopg.Connection) -> dict[str, Any]:
     row = conn.execute(ACTIVITY_SQL).fetchone()
     if row is None:
@@ -113,17 +99,20 @@ def _activity(conn: psycopg.Connection) -> dict[str, Any]:
             "tempBytes": temp_bytes, "deadlocks": deadlocks}
 
 
-def snapshot_database(conn: psycopg.Connection, umami_role: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(source identity, database section) of a snapshot, read in one read-only transaction.
+def snapshot_database(conn: psycopg.Connection, umami_role: str, sampling: Sampling = Sampling(),
+                      sleep: connections.Sleep = time.sleep) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(source identity, database section) of a snapshot.
 
-    Relation sizes take ACCESS SHARE locks; a DDL statement holding a table longer
-    than the connection's lock_timeout makes the snapshot fail rather than wait.
+    The client sessions are sampled first, one short transaction per sample; the
+    rest is read in one read-only transaction. Relation sizes take ACCESS SHARE
+    locks; a DDL statement holding a table longer than the connection's
+    lock_timeout makes the snapshot fail rather than wait.
     """
     try:
+        sampled = connections.sample(conn, sampling, umami_role, sleep)
         with conn.transaction():
             identity, facts = _identity(conn)
             schemas = _schemas(conn)
-            sessions = _sessions(conn)
             limit_row = conn.execute(ROLE_LIMIT_SQL, (umami_role,)).fetchone()
             activity = _activity(conn)
     except pg_errors.LockNotAvailable:
@@ -134,6 +123,7 @@ def snapshot_database(conn: psycopg.Connection, umami_role: str) -> tuple[dict[s
     except psycopg.Error as exc:
         first = str(exc).strip().splitlines()
         raise OpsError(f"database snapshot failed: {first[0] if first else type(exc).__name__}") from None
+    sessions = sampled["sessions"]
     section = {
         # A client session's state is NULL only when the observer may not see it.
         "observer": {"role": facts["observerRole"],
@@ -146,7 +136,9 @@ def snapshot_database(conn: psycopg.Connection, umami_role: str) -> tuple[dict[s
             "umamiRole": umami_role,
             "umamiRoleExists": limit_row is not None,
             "umamiRoleLimit": limit_row[0] if limit_row else None,
-            "sessions": sessions,
+            "sampling": sampled["sampling"],
+            "groups": sampled["groups"],
+            "sessions": sessions,     # the last sample's, for the breakdowns by role, state and name
         },
         "activity": activity,
     }

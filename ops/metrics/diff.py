@@ -1,8 +1,10 @@
 """Comparing two snapshots: every metric with before, after, change, threshold and verdict.
 
-Umami's own connections (its role) are reported apart from the application's
-(every other role) and from ops tools (application_name umami-ops); the story's
-connection limit applies to their sum, the change a deploy makes to the server.
+Connections are the peak (and mean) of each snapshot's samples, in three groups:
+Umami's role, ops tools (application_name umami-ops, never counted) and the
+application (every other client session). The story's "same or +1-2" applies to
+the application's; Umami's are judged against Umami's own budget, since a deploy
+is expected to add up to that many.
 """
 
 from __future__ import annotations
@@ -12,15 +14,18 @@ from datetime import datetime
 from typing import Any
 
 from ops.db import APPLICATION_NAME
+from ops.metrics import budget as budgets
 from ops.metrics import snapshot
-from ops.metrics.thresholds import FAIL, INFO, NO_DATA, Thresholds
+from ops.metrics.budget import Budget
+from ops.metrics.connections import APPLICATION, OPS, TOTAL, UMAMI, Sampling
+from ops.metrics.thresholds import FAIL, INFO, NO_DATA, Rule, Thresholds
 from ops.metrics.units import format_value
 
 STORAGE = "Storage"
 CONNECTIONS = "Connections"
-BY_ROLE = "Connections by role"
-BY_STATE = "Connections by state"
-BY_APPLICATION = "Connections by application_name"
+BY_ROLE = "Connections by role (last sample)"
+BY_STATE = "Connections by state (last sample)"
+BY_APPLICATION = "Connections by application_name (last sample)"
 ACTIVITY = "Database activity between the snapshots"
 AURORA = "Aurora (CloudWatch)"
 SERVICE = "Service (CloudWatch)"
@@ -60,6 +65,7 @@ class Row:
     verdict: str
     note: str = ""
     show_percent: bool = True      # False where a relative change means nothing (cumulative counters)
+    summary: str = ""              # how the result line names a broken row, when "label change" says too little
 
     @property
     def delta(self) -> float | None:
@@ -85,6 +91,7 @@ class Diff:
     thresholds: Thresholds
     before_name: str = "BEFORE"
     after_name: str = "AFTER"
+    budget: Budget | None = None
 
     @property
     def interval_seconds(self) -> float:
@@ -107,16 +114,25 @@ class Diff:
         return 1 if self.broken else 0
 
 
-def _judged(section: str, key: str, label: str, unit: str, before: float | None, after: float | None,
-            thresholds: Thresholds, rule_key: str | None, note: str = "", show_percent: bool = True) -> Row:
-    """A row judged by `rule_key` (information only when None or the limit is disabled)."""
-    if rule_key is None:
+def _join(*notes: str) -> str:
+    return "; ".join(note for note in notes if note)
+
+
+def _ruled(section: str, key: str, label: str, unit: str, before: float | None, after: float | None,
+           rule: Rule | None, note: str = "", show_percent: bool = True) -> Row:
+    """A row judged by `rule` (information only when None or the limit is disabled)."""
+    if rule is None:
         verdict = NO_DATA if before is None or after is None else INFO
         return Row(section, key, label, unit, before, after, "", verdict, note, show_percent)
-    rule = thresholds.rule(rule_key)
     verdict, why = rule.judge(before, after)
-    return Row(section, key, label, unit, before, after, rule.describe(), verdict,
-               "; ".join(n for n in (note, why) if n), show_percent)
+    return Row(section, key, label, unit, before, after, rule.describe(), verdict, _join(note, why), show_percent)
+
+
+def _judged(section: str, key: str, label: str, unit: str, before: float | None, after: float | None,
+            thresholds: Thresholds, rule_key: str | None, note: str = "", show_percent: bool = True) -> Row:
+    """A row judged by the threshold `rule_key` (information only when None or the limit is disabled)."""
+    rule = thresholds.rule(rule_key) if rule_key else None
+    return _ruled(section, key, label, unit, before, after, rule, note, show_percent)
 
 
 # -- storage ---------------------------------------------------------------------
@@ -154,31 +170,18 @@ def storage_rows(before: dict, after: dict, thresholds: Thresholds) -> list[Row]
 
 # -- connections -----------------------------------------------------------------
 
-def _classify(session: dict[str, Any], umami_role: str) -> str:
-    if session["applicationName"] == APPLICATION_NAME:
-        return "ops"
-    if session["role"] == umami_role:
-        return "umami"
-    return "application"
-
-
-def connection_summary(doc: dict[str, Any], umami_role: str) -> dict[str, Any]:
-    """Client sessions of a snapshot grouped the ways the report shows them."""
-    groups: dict[str, int] = {"umami": 0, "application": 0, "ops": 0}
+def connection_summary(doc: dict[str, Any]) -> dict[str, Any]:
+    """The sampled groups, and the last sample's sessions by role, state and application_name."""
+    conns = doc["database"]["connections"]
     by_role: dict[str, int] = {}
     by_state: dict[str, int] = {}
     by_app: dict[str, int] = {}
-    for session in doc["database"]["connections"]["sessions"]:
+    for session in conns["sessions"]:
         count = session["count"]
-        groups[_classify(session, umami_role)] += count
-        role = session["role"] or NOT_VISIBLE
-        by_role[role] = by_role.get(role, 0) + count
-        state = session["state"] or NOT_VISIBLE
-        by_state[state] = by_state.get(state, 0) + count
-        app = session["applicationName"] or "(empty)"
-        by_app[app] = by_app.get(app, 0) + count
-    return {"groups": groups, "byRole": by_role, "byState": by_state, "byApplication": by_app,
-            "total": groups["umami"] + groups["application"]}
+        for table, name in ((by_role, session["role"] or NOT_VISIBLE), (by_state, session["state"] or NOT_VISIBLE),
+                            (by_app, session["applicationName"] or "(empty)")):
+            table[name] = table.get(name, 0) + count
+    return {"groups": conns["groups"], "byRole": by_role, "byState": by_state, "byApplication": by_app}
 
 
 def _breakdown(section: str, prefix: str, before: dict[str, int], after: dict[str, int],
@@ -188,37 +191,112 @@ def _breakdown(section: str, prefix: str, before: dict[str, int], after: dict[st
             for name in sorted(set(before) | set(after))]
 
 
-def connection_rows(before: dict, after: dict, thresholds: Thresholds) -> list[Row]:
-    role = after["stack"]["role"]
-    old, new = connection_summary(before, role), connection_summary(after, role)
-    conns = after["database"]["connections"]
+def _means(old: dict[str, Any], new: dict[str, Any]) -> str:
+    return f"mean {old['mean']:.1f} -> {new['mean']:.1f}"
+
+
+def _role_limit(conns: dict[str, Any], budget: Budget | None, peak: int) -> str:
+    """What the role's live CONNECTION LIMIT means for Umami."""
+    if not conns["umamiRoleExists"]:
+        return "role does not exist"
     limit = conns["umamiRoleLimit"]
-    limit_note = ("role does not exist" if not conns["umamiRoleExists"]
-                  else "no connection limit" if limit is None or limit < 0 else f"connection limit {limit}")
+    if limit is None or limit < 0:
+        return "the role has no CONNECTION LIMIT"
+    text = f"CONNECTION LIMIT {limit}"
+    if budget is not None and budget.source != "rolconnlimit" and limit < budget.total:
+        text += f", below the budget: Umami's tasks are refused beyond {limit} (SQLSTATE 53300)"
+    elif peak >= limit:
+        text += ": reached, further connections are refused (SQLSTATE 53300)"
+    return text
+
+
+def umami_row(old: dict[str, Any], new: dict[str, Any], role: str, conns: dict[str, Any],
+              budget: Budget | None, thresholds: Thresholds) -> Row:
+    """Umami's peak after the deploy against its own budget (not against the before value)."""
+    label = f"Umami (role {role})"
+    peak = new["max"]
+    context = _join(_means(old, new), _role_limit(conns, budget, peak))
+    if budget is None:
+        return _ruled(CONNECTIONS, "connections.umami", label, "count", old["max"], peak, None,
+                      _join("no budget known (no dbConnectionBudget or dbConnectionLimit in the outputs, "
+                            "and the role has no CONNECTION LIMIT)", context))
+    share = f"{peak}/{budget.total} max ({budget.describe()})"
+    rule = thresholds.rule("umamiConnectionsOverBudget")
+    if rule.limit is None:
+        return _ruled(CONNECTIONS, "connections.umami", label, "count", old["max"], peak, None,
+                      _join(share, context))
+    verdict, _ = rule.judge(budget.total, peak)
+    allowed = budget.total + rule.limit
+    threshold = f"max <= {allowed:g} " + (f"(budget {budget.total} + {rule.limit:g})" if rule.limit else "(budget)")
+    return Row(CONNECTIONS, "connections.umami", label, "count", old["max"], peak, threshold, verdict,
+               _join(share, context), summary=f"umami {share}")
+
+
+def _aurora_connections_rule(thresholds: Thresholds, budget: Budget | None) -> tuple[Rule | None, str]:
+    """Aurora's DatabaseConnections counts Umami's sessions too: the application's allowance plus the budget."""
+    rule = thresholds.rule("connectionsIncrease")
+    if rule.limit is None:
+        return None, ""
+    if budget is None:
+        return None, "counts Umami's sessions too and no Umami budget is known: information only"
+    return (Rule(rule.definition, rule.limit + budget.total),
+            f"{rule.limit:g} for the application + Umami's {budget.describe()}")
+
+
+def connection_rows(before: dict, after: dict, thresholds: Thresholds,
+                    budget: Budget | None) -> tuple[list[Row], list[str]]:
+    role = after["stack"]["role"]
+    old, new = connection_summary(before), connection_summary(after)
+    a, b = old["groups"], new["groups"]
+    conns = after["database"]["connections"]
     max_before = before["database"]["connections"]["maxConnections"]
     max_after = conns["maxConnections"]
     configured = after["stack"].get("maxConnectionsConfigured")
-    usage_note = f"max_connections {max_after}"
+    usage_note = f"peak of all but ops tools; max_connections {max_after}"
     if configured and configured != max_after:
         usage_note += f" (the stack's dbMaxConnections says {configured})"
     rows = [
+        _judged(CONNECTIONS, "connections.application", f"application (every role but {role} and ops tools)",
+                "count", a[APPLICATION]["max"], b[APPLICATION]["max"], thresholds, "connectionsIncrease",
+                _means(a[APPLICATION], b[APPLICATION])),
+        umami_row(a[UMAMI], b[UMAMI], role, conns, budget, thresholds),
         _judged(CONNECTIONS, "connections.total", "client connections (all roles but ops tools)", "count",
-                old["total"], new["total"], thresholds, "connectionsIncrease"),
-        _judged(CONNECTIONS, "connections.umami", f"Umami (role {role})", "count",
-                old["groups"]["umami"], new["groups"]["umami"], thresholds, None, limit_note),
-        _judged(CONNECTIONS, "connections.application", "application (every other role)", "count",
-                old["groups"]["application"], new["groups"]["application"], thresholds, None),
+                a[TOTAL]["max"], b[TOTAL]["max"], thresholds, None, _means(a[TOTAL], b[TOTAL])),
         _judged(CONNECTIONS, "connections.usage", "share of max_connections", "percent",
-                old["total"] / max_before * 100, new["total"] / max_after * 100, thresholds, None, usage_note),
+                a[TOTAL]["max"] / max_before * 100, b[TOTAL]["max"] / max_after * 100, thresholds, None,
+                usage_note),
     ]
-    if old["groups"]["ops"] or new["groups"]["ops"]:
+    if a[OPS]["max"] or b[OPS]["max"]:
         rows.append(_judged(CONNECTIONS, "connections.ops", f"ops tools ({APPLICATION_NAME}, not counted)",
-                            "count", old["groups"]["ops"], new["groups"]["ops"], thresholds, None))
+                            "count", a[OPS]["max"], b[OPS]["max"], thresholds, None))
     rows += _breakdown(BY_ROLE, "connections.role", old["byRole"], new["byRole"], thresholds)
     rows += _breakdown(BY_STATE, "connections.state", old["byState"], new["byState"], thresholds)
     rows += _breakdown(BY_APPLICATION, "connections.application_name", old["byApplication"],
                        new["byApplication"], thresholds)
-    return rows
+    return rows, connection_notes(before, after)
+
+
+def sampling_of(doc: dict[str, Any]) -> Sampling:
+    sampling = doc["database"]["connections"]["sampling"]
+    return Sampling(sampling["samples"], sampling["intervalSeconds"])
+
+
+def connection_notes(before: dict, after: dict) -> list[str]:
+    """How the connections were sampled, and what makes the two snapshots' groups differ."""
+    first, second = sampling_of(before), sampling_of(after)
+    if first == second:
+        notes = [f"connections: max and mean of {first.describe()} in each snapshot"]
+    else:
+        notes = [f"connections: max and mean of {first.describe()} before and {second.describe()} after "
+                 "(peaks of different sampling compare loosely)"]
+    for name, doc in (("before", before), ("after", after)):
+        if doc.get("upgradedFrom") == 1:
+            notes.append(f"the {name} snapshot is format version 1: its connections are one instant, "
+                         "and it records no budget from the outputs")
+    if before["stack"]["role"] != after["stack"]["role"]:
+        notes.append(f"the snapshots name different Umami roles ({before['stack']['role']} before, "
+                     f"{after['stack']['role']} after): each grouped the sessions by its own")
+    return notes
 
 
 # -- activity --------------------------------------------------------------------
@@ -271,7 +349,8 @@ def _spread(a: dict | None, b: dict | None, unit: str) -> str:
     return f"max {pair('maximum')}, p95 {pair('p95')}"
 
 
-def cloudwatch_rows(before: dict, after: dict, thresholds: Thresholds) -> tuple[list[Row], list[str]]:
+def cloudwatch_rows(before: dict, after: dict, thresholds: Thresholds,
+                    budget: Budget | None = None) -> tuple[list[Row], list[str]]:
     notes = []
     for name, doc in (("before", before), ("after", after)):
         cw = doc["cloudwatch"]
@@ -299,8 +378,14 @@ def cloudwatch_rows(before: dict, after: dict, thresholds: Thresholds) -> tuple[
         problems = [m["message"] or m["status"] for m in (a, b) if m and m["status"] != "Complete"]
         if problems:
             note = "; ".join(problems + ([note] if note else []))
+        rule_key = CLOUDWATCH_RULES.get((metric["namespace"], metric["name"]))
+        if rule_key == "connectionsIncrease":
+            rule, why = _aurora_connections_rule(thresholds, budget)
+            rows.append(_ruled(section, f"cloudwatch.{key}", label, unit, _primary(a), _primary(b), rule,
+                               _join(why, note)))
+            continue
         rows.append(_judged(section, f"cloudwatch.{key}", label, unit, _primary(a), _primary(b), thresholds,
-                            CLOUDWATCH_RULES.get((metric["namespace"], metric["name"])), note))
+                            rule_key, note))
     return rows, notes
 
 
@@ -325,9 +410,12 @@ def compare(before: dict[str, Any], after: dict[str, Any], thresholds: Threshold
             before_name: str = "BEFORE", after_name: str = "AFTER") -> Diff:
     """Diff two validated snapshots of the same database."""
     snapshot.ensure_comparable(before, after, before_name, after_name)
-    rows = storage_rows(before, after, thresholds) + connection_rows(before, after, thresholds)
+    # The after snapshot knows the deployed stack; a baseline's budget only stands in when it lacks one.
+    budget = budgets.resolve(after) or budgets.resolve(before)
+    connections, connections_notes = connection_rows(before, after, thresholds, budget)
     activity, activity_notes = activity_rows(before, after, thresholds)
-    cw, cw_notes = cloudwatch_rows(before, after, thresholds)
-    notes = observer_notes(before, after) + activity_notes + cw_notes
-    return Diff(before, after, tuple(rows + activity + cw), tuple(notes), thresholds, before_name, after_name)
+    cw, cw_notes = cloudwatch_rows(before, after, thresholds, budget)
+    notes = observer_notes(before, after) + connections_notes + activity_notes + cw_notes
+    return Diff(before, after, tuple(storage_rows(before, after, thresholds) + connections + activity + cw),
+                tuple(notes), thresholds, before_name, after_name, budget)
 

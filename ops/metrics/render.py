@@ -40,7 +40,8 @@ def summary_line(diff: Diff) -> str:
     checked = [row for row in diff.rows if row.threshold]
     missing = len(diff.checked_without_data)
     if diff.broken:
-        names = "; ".join(f"{row.section}: {row.label} {format_change(row.delta, row.delta_percent, row.unit)} "
+        names = "; ".join(f"{row.section}: {row.summary}" if row.summary else
+                          f"{row.section}: {row.label} {format_change(row.delta, row.delta_percent, row.unit)} "
                           f"({row.threshold})" for row in diff.broken)
         return f"THRESHOLDS BROKEN: {len(diff.broken)} of {len(checked)}: {names}"
     return (f"within thresholds: {diff.count(PASS)} of {len(checked)} checks pass"
@@ -116,12 +117,15 @@ def diff_document(diff: Diff) -> dict[str, Any]:
 
     return {
         "format": DIFF_FORMAT,
-        "version": 1,
+        "version": 2,
         "source": diff.after["source"],
         "before": side(diff.before, diff.before_name),
         "after": side(diff.after, diff.after_name),
         "intervalSeconds": diff.interval_seconds,
         "thresholds": {"source": diff.thresholds.source, "limits": diff.thresholds.as_dict()},
+        "connections": {"budget": diff.budget.as_dict() if diff.budget else None,
+                        "sampling": {"before": diff.before["database"]["connections"]["sampling"],
+                                     "after": diff.after["database"]["connections"]["sampling"]}},
         "rows": [{"section": r.section, "key": r.key, "label": r.label, "unit": r.unit, "before": r.before,
                   "after": r.after, "delta": r.delta, "deltaPercent": r.delta_percent,
                   "threshold": r.threshold or None, "verdict": r.verdict, "note": r.note or None}

@@ -1,12 +1,23 @@
 """The snapshot file: versioned JSON naming the database it came from.
 
-    {"format": "umami-ops-metrics-snapshot", "version": 1, "takenAt": ...,
+    {"format": "umami-ops-metrics-snapshot", "version": 2, "takenAt": ...,
      "source":   {database, databaseOid, systemIdentifier, serverVersion, host, port,
                   clusterIdentifier, instanceIdentifiers, region},
-     "stack":    {schema, role, applicationRoles},
+     "stack":    {schema, role, applicationRoles, maxConnectionsConfigured,
+                  connectionBudget {poolSize, poolsPerTask, maxTasks, migrationConnections,
+                                    opsHeadroom, total} | null, connectionLimit},
      "observer": {role, kind, credentials, hiddenSessions, note},
-     "database": {sizeBytes, schemas[], connections{...sessions[]}, activity{...}},
+     "database": {sizeBytes, schemas[],
+                  connections {maxConnections, reservedConnections, umamiRole, umamiRoleExists,
+                               umamiRoleLimit, sampling {samples, intervalSeconds, firstAt, lastAt},
+                               groups {umami, application, ops, total: {max, mean, values[]}},
+                               sessions[] (the last sample)},
+                  activity {...}},
      "cloudwatch": {status, reason, window, calls, extraMetrics, metrics[]}}
+
+Version 1 (connections of one instant, no budget) is still read: loading turns
+it into version 2 with one sample per group and no budget from the outputs, and
+marks it `"upgradedFrom": 1` so a diff can say so.
 
 Loading validates every field a diff reads, so a corrupt or hand-edited file fails
 with one line naming the file and the field, never halfway through a report.
@@ -22,9 +33,11 @@ from typing import Any, NoReturn
 
 from ops.errors import OpsError
 from ops.jsonfile import read_json
+from ops.metrics import budget, connections
 
 FORMAT = "umami-ops-metrics-snapshot"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 _INT = "an integer"
 _STR = "a string"
@@ -99,6 +112,8 @@ def _check_database(check: _Checker, doc: dict) -> None:
     check.integer(conns, "maxConnections", "database.connections.")
     check.text(conns, "umamiRole", "database.connections.")
     check.integer(conns, "umamiRoleLimit", "database.connections.", nullable=True)
+    if doc["version"] >= 2:
+        _check_sampling(check, conns)
     for i, session in enumerate(check.lst(conns, "sessions", "database.connections.")):
         path = f"database.connections.sessions[{i}]."
         if not isinstance(session, dict):
@@ -113,6 +128,48 @@ def _check_database(check: _Checker, doc: dict) -> None:
     check.timestamp(activity, "statsReset", "database.activity.", nullable=True)
     for key in ("xactCommit", "xactRollback", "blksRead", "blksHit", "tempFiles", "tempBytes", "deadlocks"):
         check.integer(activity, key, "database.activity.")
+
+
+def _check_sampling(check: _Checker, conns: dict) -> None:
+    path = "database.connections."
+    sampling = check.obj(conns, "sampling", path)
+    samples = check.integer(sampling, "samples", path + "sampling.")
+    if samples < 1:
+        check.fail(path + "sampling.samples", "at least 1", samples)
+    check.number(sampling, "intervalSeconds", path + "sampling.")
+    check.timestamp(sampling, "firstAt", path + "sampling.")
+    check.timestamp(sampling, "lastAt", path + "sampling.")
+    groups = check.obj(conns, "groups", path)
+    for group in connections.GROUPS:
+        stats = check.obj(groups, group, path + "groups.")
+        where = f"{path}groups.{group}."
+        check.integer(stats, "max", where)
+        check.number(stats, "mean", where)
+        values = check.lst(stats, "values", where)
+        if len(values) != samples or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            check.fail(f"{where}values", f"a list of {samples} integers (one per sample)", values)
+
+
+def _check_stack_budget(check: _Checker, stack: dict) -> None:
+    parts = stack.get("connectionBudget")
+    if parts is not None:
+        parts = check.obj(stack, "connectionBudget", "stack.")
+        for key in budget.FIELDS:
+            check.integer(parts, key, "stack.connectionBudget.")
+    check.integer(stack, "connectionLimit", "stack.", nullable=True)
+
+
+def _upgrade_from_1(doc: dict) -> None:
+    """A version-1 snapshot in version-2 shape: its one instant is a single sample."""
+    conns = doc["database"]["connections"]
+    at = doc["database"]["activity"]["sampledAt"]
+    counts = connections.group_counts(conns["sessions"], doc["stack"]["role"])
+    conns["sampling"] = {"samples": 1, "intervalSeconds": 0, "firstAt": at, "lastAt": at}
+    conns["groups"] = connections.summarize([counts])
+    doc["stack"].setdefault("connectionBudget", None)
+    doc["stack"].setdefault("connectionLimit", None)
+    doc["version"] = VERSION
+    doc["upgradedFrom"] = 1
 
 
 def _check_cloudwatch(check: _Checker, doc: dict) -> None:
@@ -147,9 +204,10 @@ def validate(doc: Any, source: str) -> dict[str, Any]:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise OpsError(f"{source} is not a metrics snapshot (no \"format\": \"{FORMAT}\")")
     version = doc.get("version")
-    if version != VERSION:
+    if not isinstance(version, int) or isinstance(version, bool) or version not in READABLE_VERSIONS:
         raise OpsError(f"{source} is snapshot format version {json.dumps(version)}; "
-                       f"this ops package reads version {VERSION}: take a new snapshot with it")
+                       f"this ops package reads versions {READABLE_VERSIONS[0]} to {VERSION}: "
+                       "take a new snapshot with it")
     check.timestamp(doc, "takenAt", "")
     src = check.obj(doc, "source", "")
     check.text(src, "database", "source.")
@@ -161,12 +219,16 @@ def validate(doc: Any, source: str) -> dict[str, Any]:
     stack = check.obj(doc, "stack", "")
     check.text(stack, "schema", "stack.")
     check.text(stack, "role", "stack.")
+    if version >= 2:
+        _check_stack_budget(check, stack)
     observer = check.obj(doc, "observer", "")
     check.text(observer, "role", "observer.")
     check.text(observer, "kind", "observer.")
     check.integer(observer, "hiddenSessions", "observer.")
     _check_database(check, doc)
     _check_cloudwatch(check, doc)
+    if version == 1:
+        _upgrade_from_1(doc)
     return doc
 
 

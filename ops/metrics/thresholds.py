@@ -16,6 +16,13 @@ expected. "As expected" becomes two absolute limits:
 IOPS is judged on its increase only: Umami adds load, it cannot remove any, and a
 quieter hour after the deploy is not a regression.
 
+Connections (the peak of several samples, see `connections`): the stories' "same
+or +1-2" (`connectionsIncrease`) applies to the application's connections, every
+client session that is neither Umami's role nor an ops tool. Umami's own are
+judged against Umami's budget instead (`budget`): they may exceed it by
+`umamiConnectionsOverBudget` (0). Aurora's DatabaseConnections counts every
+session, so it may rise by `connectionsIncrease` plus the budget.
+
 A thresholds file is a JSON object holding any of the keys below; a number (or a
 size such as "64MiB" for the byte limits) sets a limit, null turns the check into
 information only.
@@ -61,7 +68,9 @@ DEFINITIONS: tuple[Definition, ...] = (
     Definition("cpuIncreasePoints", 5, strict=True, relative=False, unit="points",
                meaning="Aurora CPUUtilization (average) may rise by less than this many percentage points"),
     Definition("connectionsIncrease", 2, strict=False, relative=False, unit="connections",
-               meaning="client connections may rise by at most this many"),
+               meaning="the application's client connections (max of the samples) may rise by at most this many"),
+    Definition("umamiConnectionsOverBudget", 0, strict=False, relative=False, unit="connections",
+               meaning="Umami's connections (max of the samples) may exceed its budget by at most this many"),
     Definition("iopsIncreasePercent", 10, strict=False, relative=True, unit="percent",
                meaning="Aurora ReadIOPS/WriteIOPS (average) may rise by at most this percentage"),
     Definition("umamiSchemaGrowthBytes", 64 * MIB, strict=False, relative=False, unit="bytes",

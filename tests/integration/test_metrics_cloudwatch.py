@@ -14,6 +14,7 @@ from ops import aws
 from ops.metrics import snapshot
 from ops.metrics.__main__ import main
 from ops.metrics.collect import SnapshotRequest, collect_cloudwatch, take_snapshot
+from ops.metrics.connections import Sampling
 from ops.metrics.metric_set import Targets, default_metric_set
 from ops.outputs import load_outputs_file
 from tests.integration.test_metrics_database import png_size, rows_by_key, write_outputs
@@ -184,8 +185,10 @@ def test_free_storage_space_asked_for_is_exit_2_with_the_reason(tmp_path, capsys
 def test_check_judges_aurora_metrics_against_a_baseline(cloudwatch, aurora, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("UMAMI_ADMIN_DSN", aurora.admin_dsn())
     monkeypatch.delenv("UMAMI_DB_PASSWORD", raising=False)
+    budget = {"poolSize": 1, "poolsPerTask": 1, "maxTasks": 1, "migrationConnections": 0, "opsHeadroom": 0,
+              "total": 1}
     outputs = write_outputs(tmp_path / "outputs.json", aurora, auroraClusterIdentifier=CLUSTER,
-                            auroraInstanceIdentifiers=[WRITER])
+                            auroraInstanceIdentifiers=[WRITER], dbConnectionBudget=budget)
     now = datetime.now(timezone.utc)
     baseline_end = now.replace(second=0, microsecond=0) - timedelta(hours=3)
     current_end = now.replace(second=0, microsecond=0) - timedelta(minutes=1)
@@ -198,7 +201,8 @@ def test_check_judges_aurora_metrics_against_a_baseline(cloudwatch, aurora, tmp_
         put(cloudwatch, "AWS/RDS", "WriteIOPS", writer, [write_iops] * 10, end)
     put(cloudwatch, "AWS/RDS", "VolumeBytesUsed", {"DBClusterIdentifier": CLUSTER}, [2e9] * 3, baseline_end)
 
-    baseline = take_snapshot(SnapshotRequest(load_outputs_file(outputs), window=timedelta(hours=1)),
+    baseline = take_snapshot(SnapshotRequest(load_outputs_file(outputs), window=timedelta(hours=1),
+                                             sampling=Sampling(2, 0)),
                              now=now - timedelta(hours=3), progress=lambda message: None)
     snapshot.write(baseline, tmp_path / "baseline.json")
     capsys.readouterr()
@@ -214,7 +218,10 @@ def test_check_judges_aurora_metrics_against_a_baseline(cloudwatch, aurora, tmp_
     assert code == 1
     assert (row("CPUUtilization")["before"], row("CPUUtilization")["after"]) == (20, 25)
     assert row("CPUUtilization")["verdict"] == "fail"             # exactly +5 points: not "less than 5"
-    assert row("DatabaseConnections")["verdict"] == "pass"        # +2
+    # +2: Aurora counts every session, so the application's 2 plus Umami's budget of 1.
+    assert row("DatabaseConnections")["verdict"] == "pass"
+    assert row("DatabaseConnections")["threshold"] == "increase <= 3"
+    assert row("DatabaseConnections")["note"].startswith("2 for the application + Umami's budget 1 = 1x1x1+0+0")
     assert row("ReadIOPS")["verdict"] == "pass"                   # exactly +10 %
     assert row("WriteIOPS")["verdict"] == "fail"                  # +12 %
     assert row("ReadLatency")["verdict"] == "no-data"

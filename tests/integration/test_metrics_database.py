@@ -26,25 +26,33 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 # -- helpers shared with test_metrics_cloudwatch ---------------------------------
 
+def tls_outputs(aurora) -> dict:
+    """dbSslMode and dbCaBundle as the stack exports them for a cluster that speaks TLS."""
+    ca_file = getattr(getattr(aurora, "cluster", None), "ca_file", None)
+    if ca_file is None:
+        return {"dbSslMode": "disable"}
+    return {"dbSslMode": "verify-full", "dbCaBundle": Path(ca_file).read_text()}
+
+
 def write_outputs(path: Path, aurora, **overrides) -> Path:
     """A stack-outputs file pointing at the test database (contract keys only)."""
     outputs = {
         "contractVersion": 1, "dbHost": "127.0.0.1", "dbPort": aurora.port, "dbName": aurora.dbname,
-        "dbSslMode": "disable", "dbSchema": "umami", "dbRole": "umami_user", "dbAdminRole": "postgres",
+        "dbSchema": "umami", "dbRole": "umami_user", "dbAdminRole": "postgres",
         "dbSecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:umami-db",
         "adminSecretArn": None, "awsRegion": "eu-west-1", "auroraClusterIdentifier": None,
-        "auroraInstanceIdentifiers": [], "dbMaxConnections": 100,
+        "auroraInstanceIdentifiers": [], "dbMaxConnections": 100, **tls_outputs(aurora),
     }
     outputs.update(overrides)
     path.write_text(json.dumps(outputs))
     return path
 
 
-def create_umami_by_sql(aurora) -> None:
+def create_umami_by_sql(aurora, connection_limit: int = 10) -> None:
     """The schema, role and grants the stack declares, as plain SQL by the admin."""
     with aurora.connect_as(aurora.admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE ROLE umami_user LOGIN PASSWORD {} CONNECTION LIMIT 10")
-                     .format(sql.Literal(UMAMI_PASSWORD)))
+        conn.execute(sql.SQL("CREATE ROLE umami_user LOGIN PASSWORD {} CONNECTION LIMIT {}")
+                     .format(sql.Literal(UMAMI_PASSWORD), sql.Literal(connection_limit)))
         conn.execute("ALTER ROLE umami_user SET search_path TO umami")
         conn.execute("CREATE SCHEMA umami AUTHORIZATION postgres")
         conn.execute("GRANT USAGE, CREATE ON SCHEMA umami TO umami_user")
@@ -82,8 +90,13 @@ def as_admin(no_aws, monkeypatch, aurora):
     return aurora
 
 
+# Tests sample the connections quickly; test_metrics_connections checks real spacing.
+FAST_SAMPLING = ("--samples", "2", "--sample-interval", "0")
+
+
 def snap(outputs: Path, out: Path, *extra: str) -> int:
-    return main(["snapshot", "--outputs", str(outputs), "--out", str(out), *extra])
+    sampling = () if "--samples" in extra else FAST_SAMPLING
+    return main(["snapshot", "--outputs", str(outputs), "--out", str(out), *sampling, *extra])
 
 
 def diff_json(capsys, *args: str) -> tuple[int, dict]:
@@ -121,24 +134,18 @@ def test_diff_shows_umami_growth_and_its_connections_apart_from_the_application(
     assert "0 -> 4 tables" in schema["note"]
     assert rows["storage.database"]["delta"] >= schema["after"] - 64 * 1024
     assert rows["storage.schema.app"]["delta"] == 0
-    assert (rows["connections.umami"]["before"], rows["connections.umami"]["after"]) == (0, 2)
-    assert "connection limit 10" in rows["connections.umami"]["note"]
+    umami = rows["connections.umami"]
+    assert (umami["before"], umami["after"], umami["verdict"]) == (0, 2, "pass")
+    # No budget in these outputs: the role's own limit stands in, and the report says so.
+    assert umami["threshold"] == "max <= 10 (budget)"
+    assert umami["note"].startswith("2/10 max (budget 10 (the role's rolconnlimit; the outputs carry no budget))")
     assert (rows["connections.application"]["before"], rows["connections.application"]["after"]) == (1, 1)
+    assert rows["connections.application"]["verdict"] == "pass"
     assert rows["connections.role.umami_user"]["after"] == 2
     assert rows["connections.application_name.umami"]["after"] == 2
-    assert rows["connections.total"]["delta"] == 2 and rows["connections.total"]["verdict"] == "pass"
+    assert rows["connections.total"]["delta"] == 2 and rows["connections.total"]["verdict"] == "info"
     assert rows["activity.xactCommit"]["delta"] > 0 and rows["activity.xactCommit"]["note"].endswith("/s")
     assert code == 0 and report["summary"]["fail"] == 0
-
-    # One more Umami connection is one more than the story allows: check exits 1 and names it.
-    pool.append(umami_connect(aurora))
-    capsys.readouterr()
-    code = main(["check", "--baseline", str(tmp_path / "before.json"), "--outputs", str(outputs),
-                 "--format", "json"])
-    report = json.loads(capsys.readouterr().out)
-    assert code == 1
-    assert report["summary"]["broken"] == ["connections.total"]
-    assert rows_by_key(report)["connections.umami"]["after"] == 3
     for conn in pool + [app]:
         conn.close()
 
@@ -175,11 +182,21 @@ def test_snapshot_as_the_umami_role_sees_sizes_and_sessions_it_has_no_privilege_
     app.close()
 
 
+def rehearsed_budget(rehearsed) -> int:
+    """Umami's budget as the rehearsed stack states it: its outputs, else the role's CONNECTION LIMIT."""
+    outputs = rehearsed.outputs
+    if outputs.get("dbConnectionBudget"):
+        return outputs["dbConnectionBudget"]["total"]
+    if outputs.get("dbConnectionLimit") is not None:
+        return outputs["dbConnectionLimit"]
+    return rehearsed.result.run.one("postgresql:index/role:Role").inputs["connectionLimit"]
+
+
 def test_baseline_before_the_first_deploy_compares_with_the_rehearsed_stack(as_admin, tmp_path, monkeypatch,
                                                                              capsys):
     aurora = as_admin
     # No stack outputs yet: the admin DSN names the database.
-    assert main(["snapshot", "--out", str(tmp_path / "before.json")]) == 0
+    assert main(["snapshot", "--out", str(tmp_path / "before.json"), *FAST_SAMPLING]) == 0
     before = snapshot.load(tmp_path / "before.json")
     assert (before["stack"]["schema"], before["stack"]["role"]) == ("umami", "umami_user")
     assert before["observer"]["kind"] == "admin"
@@ -197,7 +214,10 @@ def test_baseline_before_the_first_deploy_compares_with_the_rehearsed_stack(as_a
     assert code == 0
     assert rows["storage.schema.umami"]["before"] == 0 and rows["storage.schema.umami"]["after"] > 0
     assert "0 -> 4 tables" in rows["storage.schema.umami"]["note"]
-    assert rows["connections.umami"]["note"] == "connection limit 10"
+    umami = rows["connections.umami"]
+    assert umami["verdict"] == "pass" and umami["threshold"].startswith("max <= ")
+    budget = rehearsed_budget(rehearsed)
+    assert umami["note"].startswith(f"0/{budget} max (budget {budget}")
     assert any("taken by different roles (postgres before, umami_user after)" in n for n in report["notes"])
     assert any("CloudWatch part skipped in the after snapshot: no Aurora cluster identifier" in n
                for n in report["notes"])
@@ -208,6 +228,11 @@ def test_baseline_before_the_first_deploy_compares_with_the_rehearsed_stack(as_a
     (["--outputs", "{outputs}", "--schema", "analytics"], "--schema and --role are for a snapshot before the first"),
     (["--outputs", "{outputs}", "--window", "2w"], "--window='2w' is not a duration"),
     (["--stack", "dev", "--outputs", "{outputs}"], "pass exactly one of --stack NAME or --outputs FILE"),
+    (["--outputs", "{outputs}", "--samples", "0"], "--samples='0' must be a whole number from 1 to 60"),
+    (["--outputs", "{outputs}", "--samples", "many"], "--samples='many' must be a whole number from 1 to 60"),
+    (["--outputs", "{outputs}", "--sample-interval", "-1"], "--sample-interval='-1' must be seconds from 0 to 60"),
+    (["--outputs", "{outputs}", "--sample-interval", "soon"], "--sample-interval='soon' must be seconds"),
+    (["--outputs", "{outputs}", "--sample-interval", "nan"], "--sample-interval='nan' must be seconds"),
 ])
 def test_bad_snapshot_arguments_are_one_line_exit_2(no_aws, tmp_path, capsys, args, message):
     outputs = write_outputs(tmp_path / "outputs.json", SimpleNamespace(port=5432, dbname="appdb"))
@@ -303,7 +328,13 @@ def corrupt(path: Path, change) -> Path:
 
 
 @pytest.mark.parametrize("damage, message", [
-    (lambda d: d.update(version=2), "is snapshot format version 2; this ops package reads version 1"),
+    (lambda d: d.update(version=3), "is snapshot format version 3; this ops package reads versions 1 to 2"),
+    (lambda d: d.update(version="2"), 'is snapshot format version "2"; this ops package reads versions 1 to 2'),
+    (lambda d: d["database"]["connections"].pop("groups"),
+     "database.connections.groups must be an object (found null)"),
+    (lambda d: d["database"]["connections"]["groups"]["umami"].update(values=[1]),
+     "database.connections.groups.umami.values must be a list of 2 integers (one per sample)"),
+    (lambda d: d["stack"].update(connectionBudget={"total": 44}), "stack.connectionBudget.poolSize must be an integer"),
     (lambda d: d.pop("format"), 'is not a metrics snapshot (no "format": "umami-ops-metrics-snapshot")'),
     (lambda d: d["database"].update(sizeBytes="big"), 'database.sizeBytes must be an integer (found "big")'),
     (lambda d: d["database"]["schemas"][0].pop("totalBytes"),
@@ -331,7 +362,7 @@ def test_corrupt_or_mismatched_snapshot_is_one_line_exit_2(two_snapshots, capsys
 def test_not_json_and_swapped_files_are_one_line_exit_2(two_snapshots, tmp_path, capsys):
     before, after = two_snapshots
     garbage = tmp_path / "garbage.json"
-    garbage.write_text('{"format": "umami-ops-metrics-snapshot", "version": 1,')
+    garbage.write_text('{"format": "umami-ops-metrics-snapshot", "version": 2,')
     assert main(["diff", str(before), str(garbage)]) == 2
     assert f"snapshot {garbage} is not valid JSON (line 1" in capsys.readouterr().err
     assert main(["diff", str(after), str(before)]) == 2

@@ -19,7 +19,7 @@ def test_clean_rehearsed_database_has_no_findings(rehearsed, as_admin):
     report = verify(rehearsed, as_admin=as_admin)
     assert failing(report) == {}
     ran = {r.check.id for r in report.results if r.status in (Status.PASS, Status.INFO)}
-    assert ran == {cid for cid, (family, _) in ALL_CHECKS.items() if family.name in DATABASE_FAMILIES}
+    assert ran == {cid for cid, (family, _) in ALL_CHECKS.items() if family.name in DATABASE_FAMILIES} | {"CON-001"}
     assert report.audit_queries == 5
     audit_role = "postgres" if as_admin else "umami_user"
     assert all(r.ran_as.startswith(audit_role) for r in report.results if r.family == "privileges")
@@ -50,8 +50,11 @@ def test_clean_after_umami_like_migrations_of_unknown_version(rehearsed):
 def test_aws_checks_are_not_applicable_in_a_rehearsal(rehearsed):
     report = verify(rehearsed)
     not_applicable = {r.check.id: r.reason for r in report.results if r.status == Status.NOT_APPLICABLE}
-    assert set(not_applicable) == {cid for cid, (f, _) in ALL_CHECKS.items() if f.name in ("secret", "deployment")}
+    reader = not_applicable.pop("CON-003")
+    assert set(not_applicable) == {cid for cid, (f, _) in ALL_CHECKS.items()
+                                   if f.name in ("secret", "deployment")} | {"CON-002"}
     assert all(reason.startswith("rehearsal") for reason in not_applicable.values())
+    assert reader == "no dbReaderHost: Umami has no replica URL"
 
 
 def test_umami_31_migrations_create_the_expected_tables_as_the_role(rehearsed):

@@ -40,14 +40,17 @@ def test_rehearsal_outputs_pass_with_every_format_parsed_back(cli_env, capsys):
     assert code == 0
     report = json.loads(out)
     assert report["exitCode"] == 0 and report["auditQueries"] == 5
-    assert report["ranAs"]["roles, memberships, privileges, ownership, defaults, reverse"].startswith("postgres")
+    assert report["ranAs"]["roles, memberships, privileges, ownership, defaults, reverse, connections"].startswith(
+        "postgres")
     assert report["ranAs"]["probes, schema"].startswith("umami_user (real login, PGPASSFILE")
 
     code, out, _ = run(["--outputs", outputs, "--format", "junit"], capsys)
     suites = ET.fromstring(out)
     assert code == 0 and suites.get("failures") == "0" and int(suites.get("tests")) == len(report["checks"])
-    skipped = suites.findall(".//testcase/skipped")
-    assert len(skipped) == 11 and all("rehearsal" in s.get("message") for s in skipped)
+    skipped = {case.get("name").split()[0]: case.find("skipped").get("message")
+               for case in suites.iter("testcase") if case.find("skipped") is not None}
+    assert skipped.pop("CON-003") == "n/a: no dbReaderHost: Umami has no replica URL"
+    assert len(skipped) == 12 and all("rehearsal" in message for message in skipped.values())
 
     code, out, _ = run(["--outputs", outputs, "--format", "markdown"], capsys)
     assert code == 0 and ":white_check_mark:" in out
@@ -151,3 +154,42 @@ def test_missing_schema_exits_2(cli_env, tmp_path, capsys):
     code, out, err = run(["--outputs", str(path)], capsys)
     assert code == 2 and out == ""
     assert error_line(err) == "error: schema analytics does not exist in database appdb"
+
+
+def test_rehearsal_outputs_with_url_check_umamis_endpoints(cli_env, capsys):
+    from tests.integration.test_verify_http import Umami, serve
+    server = serve(Umami, default_password=True)
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        code, out, _ = run(["--outputs", str(cli_env.outputs_file), "--url", url, "--format", "json"], capsys)
+    finally:
+        server.shutdown()
+        server.server_close()
+    checks = {c["id"]: c for c in json.loads(out)["checks"]}
+    assert code == 1
+    assert (checks["DEP-005"]["status"], checks["DEP-006"]["status"]) == ("pass", "fail")
+    assert checks["DEP-006"]["findings"][0]["severity"] == "critical"
+    assert {checks[f"DEP-00{i}"]["reason"] for i in (1, 2, 3, 4, 7)} == {"rehearsal: nothing is deployed on AWS"}
+
+
+def test_tunnel_keeps_verifying_the_certificate_name(cli_env, tmp_path, capsys, monkeypatch):
+    """dbHost is the name the certificate carries; --db-host is where the tunnel listens."""
+    path = tmp_path / "outputs.json"
+    path.write_text(json.dumps({**cli_env.outputs, "dbHost": "localhost", "dbPort": 1}))
+    monkeypatch.setenv("UMAMI_DB_PASSWORD", cli_env.umami.password)
+    code, out, _ = run(["--outputs", str(path), "--only", "probes", "--db-host", "127.0.0.1",
+                        "--db-port", str(cli_env.aurora.port), "--format", "json"], capsys)
+    assert code == 0, out
+    assert {c["status"] for c in json.loads(out)["checks"] if c["id"].startswith("PRB")} == {"pass"}
+
+
+def test_a_ca_that_did_not_sign_the_server_is_refused(cli_env, tmp_path, capsys, monkeypatch):
+    from ops.pgcluster import issue_certificates
+    other_ca = issue_certificates(("localhost", "127.0.0.1"))[0].decode()
+    path = tmp_path / "outputs.json"
+    path.write_text(json.dumps({**cli_env.outputs, "dbCaBundle": other_ca}))
+    monkeypatch.setenv("UMAMI_DB_PASSWORD", cli_env.umami.password)
+    code, out, err = run(["--outputs", str(path), "--only", "probes"], capsys)
+    line = error_line(err)
+    assert code == 2 and out == "" and "certificate verify failed" in line
+    assert cli_env.umami.password not in line

@@ -204,7 +204,7 @@ def test_missing_cluster_stops_the_run(aws_env, umami_http):
 
 def test_http_timeout_stops_the_run(aws_env, umami_http):
     umami_http.state["delay"] = 1.0
-    with pytest.raises(OpsError, match=r"GET http://127.0.0.1:\d+/api/heartbeat: no answer within 0.2s"):
+    with pytest.raises(OpsError, match=r"GET http://127.0.0.1:\d+/api/heartbeat: no complete answer within 0.2s"):
         verify_deployment(build_world(url_of(umami_http)), http_timeout=0.2)
 
 

@@ -22,7 +22,7 @@ def test_defaults_are_the_stories_limits():
     limits = thresholds.defaults().as_dict()
     assert limits == {"cpuIncreasePoints": 5, "connectionsIncrease": 2, "iopsIncreasePercent": 10,
                       "umamiSchemaGrowthBytes": 64 * MIB, "databaseGrowthBytes": 256 * MIB,
-                      "volumeGrowthBytes": None}
+                      "volumeGrowthBytes": None, "umamiConnectionsOverBudget": 0}
 
 
 @pytest.mark.parametrize("before, after, verdict", [
