@@ -381,8 +381,9 @@ def run_command(args: argparse.Namespace) -> int:
 def check_writable(path: Path) -> None:
     """Refuse an output file that cannot be written before anything is applied."""
     folder = path.resolve().parent
-    if not folder.is_dir() or not os.access(folder, os.W_OK):
-        raise OpsError(f"--umami-env {path}: folder {folder} does not exist or is not writable")
+    existing = next(p for p in (folder, *folder.parents) if p.exists())  # the folders below it get created
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        raise OpsError(f"--umami-env {path}: {existing} is not a writable folder")
 
 
 if __name__ == "__main__":

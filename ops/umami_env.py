@@ -79,7 +79,10 @@ def write_umami_env(run: ProgramRun, path: Path) -> dict[str, str]:
     container_ca = environment.get(CA_PATH_VARIABLE)
     if container_ca:
         local_ca = path.parent / LOCAL_CA_NAME
-        write_private(local_ca, environment[CA_CONTENT_VARIABLE].rstrip("\n") + "\n")
+        # Public certificates, readable by the image's non-root user (uid 1001) through the bind mount.
+        local_ca.parent.mkdir(parents=True, exist_ok=True)
+        local_ca.write_text(environment[CA_CONTENT_VARIABLE].rstrip("\n") + "\n")
+        local_ca.chmod(0o644)
         # The CA path appears plainly (NODE_EXTRA_CA_CERTS) or URL-encoded (sslrootcert in DATABASE_URL).
         replacements = {container_ca: str(local_ca), quote(container_ca, safe=""): quote(str(local_ca), safe="")}
         for old, new in replacements.items():

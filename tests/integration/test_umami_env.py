@@ -40,10 +40,12 @@ def test_every_variable_of_the_task_definition_is_written_privately_with_its_fil
     assert set(read_dotenv(env_file)) == expected
     assert read_dotenv(env_file) == written
 
-    # The CA file the container reads lies beside the env file, private, and every variable names that copy.
+    # The CA file the container reads lies beside the env file, readable by the image's non-root user
+    # (certificates only), and every variable names that copy.
     local_ca = env_file.parent / "umami-db-ca.pem"
     assert written["NODE_EXTRA_CA_CERTS"] == str(local_ca)
-    assert stat.S_IMODE(local_ca.stat().st_mode) == 0o600
+    assert stat.S_IMODE(local_ca.stat().st_mode) == 0o644
+    assert "PRIVATE KEY" not in local_ca.read_text()
     assert local_ca.read_text().strip() == written["UMAMI_DB_CA_PEM"].strip()
     assert local_ca.read_text() == rehearsed.aurora.cluster.ca_file.read_text()
     query = parse_qs(urlsplit(written["DATABASE_URL"]).query)
@@ -83,13 +85,14 @@ def test_a_database_only_stack_has_no_container_to_describe():
 
 
 def test_an_unwritable_env_file_is_refused_before_anything_is_applied(aurora, tmp_path):
+    (tmp_path / "a-file").write_text("not a folder\n")
+    target = tmp_path / "a-file" / "sub" / "umami.env"
     result = subprocess.run(
         [sys.executable, "-m", "ops.rehearse", "--stack", "dev", "--dsn", aurora.admin_dsn(),
-         "--umami-env", str(tmp_path / "missing" / "umami.env")],
+         "--umami-env", str(target)],
         cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        f"error: --umami-env {tmp_path / 'missing' / 'umami.env'}: folder {tmp_path / 'missing'} "
-        "does not exist or is not writable"]
+        f"error: --umami-env {target}: {tmp_path / 'a-file'} is not a writable folder"]
     with aurora.superuser_conn() as conn:
         assert conn.execute("SELECT count(*) FROM pg_roles WHERE rolname = 'umami_user'").fetchone()[0] == 0
