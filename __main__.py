@@ -35,7 +35,7 @@ database = UmamiDatabase(
     "umami",
     config=cfg.database,
     admin=admin,
-    role_password=secrets.db_password.result,
+    role_password_verifier=secrets.db_password_verifier,  # PostgreSQL never sees the password
     protect=cfg.protect,
 )
 

@@ -4,13 +4,18 @@ before any resource is declared.
 Every problem is reported as one line naming the key, the value and what is
 allowed, e.g. `umami:dbPort=70000 is not a port; use 1-65535`. All problems
 are collected and raised together as a `ConfigError`, which Pulumi prints
-without a traceback.
+without a traceback. A key this module does not read (KNOWN_KEYS) is a problem
+naming the nearest known key; a YAML null or an empty value is a problem, never
+"unset"; values are shown with control characters escaped and cut after
+MAX_SHOWN characters; secret values are never shown.
 """
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -21,9 +26,53 @@ from components.autoscaling import MAX_TASKS
 
 NAMESPACE = "umami"
 
+# Every `umami:` key this module reads, in one place. `Reader` refuses to read a key that is not
+# listed (tests/unit/test_config_keys.py also checks the list against the source both ways), and
+# `load` rejects a configured key that is not listed, naming the nearest one.
+KNOWN_KEYS = (
+    # stack
+    "environment", "deployService", "protectStatefulResources", "tags",
+    # database
+    "dbHost", "dbPort", "dbName", "dbSslMode", "allowUnencryptedDatabase", "dbCaCertificate", "dbReaderHost",
+    "dbPoolSize", "adminSecretArn", "adminUsername", "adminPassword", "schemaName", "roleName",
+    "applicationRoles", "connectionLimit", "statementTimeoutMs", "idleInTransactionTimeoutMs",
+    "dropSchemaCascade", "auroraClusterIdentifier", "auroraInstanceIdentifiers", "maxConnections",
+    # secrets
+    "secretName", "appSecretName", "kmsKeyId", "secretRecoveryWindowDays",
+    # network
+    "vpcId", "privateSubnetIds", "publicSubnetIds", "auroraSecurityGroupId", "albInternal", "albIngressCidrs",
+    "adminCidrs", "publicPaths", "certificateArn", "domainName", "sslPolicy",
+    # service
+    "image", "allowMovingImageTag", "cpu", "memory", "cpuArchitecture", "logRetentionDays",
+    "healthCheckGracePeriodSeconds", "enableExecuteCommand", "existingClusterArn",
+    "serviceDiscoveryNamespace", "serviceDiscoveryNamespaceId",
+    # monitoring
+    "alarmEmail", "responseTimeAlarmMs", "target5xxAlarmCount",
+)
+
+# PostgreSQL 15's reserved key words: pg_get_keywords() catcode R ("reserved") and T ("reserved (can be
+# function or type name)"), i.e. src/include/parser/kwlist.h RESERVED_KEYWORD and TYPE_FUNC_NAME_KEYWORD
+# (PostgreSQL 15 documentation, Appendix C, "SQL Key Words"). None of them is a plain identifier; they
+# work only quoted, and not every client quotes a schema or role name, so they are refused.
+# tests/integration/test_config_keywords.py compares the list with a real server's pg_get_keywords().
+RESERVED_KEYWORDS = frozenset("""
+    all analyse analyze and any array as asc asymmetric both case cast check collate column constraint
+    create current_catalog current_date current_role current_time current_timestamp current_user default
+    deferrable desc distinct do else end except false fetch for foreign from grant group having in
+    initially intersect into lateral leading limit localtime localtimestamp not null offset on only or
+    order placing primary references returning select session_user some symmetric table then to
+    trailing true union unique user using variadic when where window with
+    authorization binary collation concurrently cross current_schema freeze full ilike inner is isnull
+    join left like natural notnull outer overlaps right similar tablesample verbose
+""".split())
+# Role names PostgreSQL's grammar refuses even quoted (gram.y, RoleSpec / RoleId: "role name \"none\"
+# is reserved", "role name \"public\" is reserved").
+RESERVED_ROLE_NAMES = ("none", "public")
+MAX_SHOWN = 120  # characters of a value shown in an error line (a whole ACM or ECS ARN fits)
+
 SSL_MODES = tls.SSL_MODES
 RESERVED_SCHEMAS = ("public", "information_schema")
-RESERVED_ROLES = ("postgres", "rdsadmin", "public")
+RESERVED_ROLES = ("postgres", "rdsadmin", *RESERVED_ROLE_NAMES)
 SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@!-]+$")
 KMS_KEY = re.compile(
     r"^(arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key/[0-9a-f-]{36}|alias/[A-Za-z0-9/_-]+)"
@@ -79,12 +128,42 @@ OPS_HEADROOM = 3              # ops.verify / ops.metrics / a DBA's session as th
 MAX_CONNECTION_LIMIT = 500
 
 
+def show(value: Any, limit: int = MAX_SHOWN) -> str:
+    """`value` as an error line may show it: control and other invisible characters escaped like
+    repr does (\\x07, \\u200b), and cut after `limit` characters with "…"."""
+    text = value if isinstance(value, str) else str(value)
+    shown: list[str] = []
+    length = 0
+    for char in text:
+        piece = _escaped(char)
+        if length + len(piece) > limit:
+            return "".join(shown) + "…"
+        shown.append(piece)
+        length += len(piece)
+    return "".join(shown)
+
+
+def _escaped(char: str) -> str:
+    """`char`, or its repr-style escape when it is a control, format or line-separating character."""
+    if unicodedata.category(char)[0] != "C" and unicodedata.category(char) not in ("Zl", "Zp"):
+        return char
+    code = ord(char)
+    if code < 0x100:
+        return {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(char, f"\\x{code:02x}")
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def one_line(problem: str) -> str:
+    """A problem line with any control character escaped (values are also cut in `Reader.fail`)."""
+    return show(problem, limit=10_000)
+
+
 class ConfigError(pulumi.RunError):
     """Invalid stack configuration; the message holds one line per problem."""
 
     def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("\n".join(problems))
+        self.problems = [one_line(problem) for problem in problems]
+        super().__init__("\n".join(self.problems))
 
 
 @dataclass(frozen=True)
@@ -247,28 +326,58 @@ class StackConfig:
 
 
 class Reader:
-    """Typed getters over one config namespace that record problems instead of raising."""
+    """Typed getters over one config namespace that record problems instead of raising.
+
+    Only keys of KNOWN_KEYS can be read. A key set to a YAML null (which reaches the program as
+    "null" offline and as "" from the CLI) or to an empty string is a problem, never "unset".
+    """
 
     def __init__(self, config: pulumi.Config):
         self.config = config
         self.problems: list[str] = []
+        self.nulls: set[str] = set()
 
     def key(self, name: str) -> str:
         return f"{self.config.name}:{name}"
 
+    def is_secret(self, name: str) -> bool:
+        key = self.key(name)
+        return pulumi.runtime.is_config_secret(key) or key in pulumi.runtime.get_config_secret_keys_env()
+
     def fail(self, name: str, value: Any, allowed: str) -> None:
-        self.problems.append(f"{self.key(name)}={value} {allowed}")
+        shown = "[secret]" if self.is_secret(name) else show(value)
+        self.problems.append(f"{show(self.key(name))}={shown} {allowed}")
+
+    def get(self, name: str) -> str | None:
+        """The value as configured; reading a key missing from KNOWN_KEYS is a programming error."""
+        if name not in KNOWN_KEYS:
+            raise KeyError(f"{self.key(name)} is read but not listed in components.config.KNOWN_KEYS")
+        return self.config.get(name)
 
     def raw(self, name: str) -> str | None:
-        value = self.config.get(name)
-        return None if value is None or value.strip() == "" else value.strip()
+        """The value stripped, or None when unset; a null or empty value is reported (once) as a problem."""
+        value = self.get(name)
+        if value is None:
+            return None
+        if value.strip() in ("", "null"):
+            if name not in self.nulls:
+                self.nulls.add(name)
+                self.fail(name, value.strip() or '""', "is null or empty; set a value, or remove the key "
+                          "to use the default")
+            return None
+        return value.strip()
+
+    def missing(self, name: str) -> None:
+        """A required key is absent (a null or empty one was reported already)."""
+        if name not in self.nulls:
+            self.problems.append(f"{self.key(name)} is required")
 
     def string(self, name: str, default: str | None = None, *, required: bool = False,
                check: Callable[[str], str | None] | None = None) -> str | None:
         value = self.raw(name)
         if value is None:
             if required:
-                self.problems.append(f"{self.key(name)} is required")
+                self.missing(name)
             return default
         if check:
             problem = check(value)
@@ -307,6 +416,8 @@ class Reader:
         return value
 
     def object(self, name: str, kind: type, default: Any) -> Any:
+        if self.raw(name) is None:
+            return default
         try:
             value = self.config.get_object(name)
         except Exception:  # noqa: BLE001 pulumi raises a bare JSON error here
@@ -337,16 +448,22 @@ def identifier_problem(value: str) -> str | None:
     return None
 
 
+def keyword_problem(value: str, example: str) -> str | None:
+    if value in RESERVED_KEYWORDS:
+        return f"is a reserved SQL key word in PostgreSQL; use a dedicated name such as {example}"
+    return None
+
+
 def schema_problem(value: str) -> str | None:
     if value in RESERVED_SCHEMAS:
         return "is a shared schema; use a dedicated schema such as umami"
-    return identifier_problem(value)
+    return identifier_problem(value) or keyword_problem(value, "umami")
 
 
 def role_problem(value: str) -> str | None:
     if value in RESERVED_ROLES or value.startswith("rds"):
         return "is a reserved role; use a dedicated role such as umami_user"
-    return identifier_problem(value)
+    return identifier_problem(value) or keyword_problem(value, "umami_user")
 
 
 def rds_identifier_problem(value: str) -> str | None:
@@ -386,7 +503,7 @@ def read_tags(reader: Reader) -> dict[str, str]:
         elif key.lower().startswith("aws:") or not TAG_KEY.match(key):
             reader.fail("tags", key, "is not a valid tag key (1-128 characters, not starting with aws:)")
         elif not isinstance(value, str) or len(value) > 256:
-            reader.fail(f"tags.{key}", value, "is not a tag value; use a string of at most 256 characters")
+            reader.fail(f"tags.{show(key, 40)}", value, "is not a tag value; use a string of at most 256 characters")
         else:
             clean[key] = value
     return clean
@@ -556,7 +673,7 @@ def read_list(reader: Reader, name: str, check: Callable[[str], str | None], *, 
     """A list of strings: each checked, no duplicates, between `minimum` and `maximum` long."""
     if reader.raw(name) is None:
         if default is None:
-            reader.problems.append(f"{reader.key(name)} is required")
+            reader.missing(name)
         return tuple(default or ())
     values = reader.object(name, list, None)
     if values is None:  # not a JSON list: already reported
@@ -698,9 +815,33 @@ def read_monitoring(reader: Reader) -> MonitoringConfig:
     )
 
 
+def configured_keys(namespace: str = NAMESPACE) -> list[str]:
+    """The keys of `namespace` the stack sets, without the namespace: from the config the program was
+    given (set_all_config, as under mocks) and from PULUMI_CONFIG (how the language host passes it)."""
+    prefix = f"{namespace}:"
+    keys = set(pulumi.runtime.config.CONFIG.get()) | set(pulumi.runtime.config.get_config_env())
+    return sorted(key[len(prefix):] for key in keys if key.startswith(prefix))
+
+
+def unknown_key_problems(reader: Reader) -> list[str]:
+    """One line per configured key this stack never reads, naming the nearest known key."""
+    by_lower = {key.lower(): key for key in KNOWN_KEYS}
+    problems = []
+    for name in configured_keys(reader.config.name):
+        if name in KNOWN_KEYS:
+            continue
+        value = "[secret]" if reader.is_secret(name) else show(reader.config.get(name))
+        nearest = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.6)
+        hint = (f"did you mean {reader.key(by_lower[nearest[0]])}?" if nearest
+                else "see Pulumi.dev.yaml or README for the keys this stack reads")
+        problems.append(f"{show(reader.key(name))}={value} is not a key this stack reads; {hint}")
+    return problems
+
+
 def load(config: pulumi.Config | None = None, stack: str | None = None) -> StackConfig:
     """Read and validate the whole stack configuration, or raise ConfigError."""
     reader = Reader(config or pulumi.Config(NAMESPACE))
+    reader.problems.extend(unknown_key_problems(reader))
     stack_name = stack or pulumi.get_stack()
     environment = reader.string("environment", stack_name, check=environment_problem)
     deploy_service = reader.boolean("deployService", True)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_postgresql as postgresql
 
+from components import scram
 from components.config import DatabaseConfig
 
 TABLE_PRIVILEGES = ["SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER"]
@@ -42,12 +43,13 @@ class UmamiDatabase(pulumi.ComponentResource):
         name: logical name of the component.
         config: validated database settings (endpoint, schema, role, limits).
         admin: credentials of the Aurora master user.
-        role_password: the generated password of the umami role (a Pulumi secret).
+        role_password_verifier: the SCRAM-SHA-256 verifier of the umami role's generated password
+            (a Pulumi secret, UmamiSecrets.db_password_verifier); a plain password is refused.
         protect: protect the stateful resources (role, schema, extension) from deletion.
     """
 
     def __init__(self, name: str, *, config: DatabaseConfig, admin: AdminCredentials,
-                 role_password: pulumi.Input[str], protect: bool,
+                 role_password_verifier: pulumi.Input[str], protect: bool,
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("umami:database:UmamiDatabase", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
@@ -74,7 +76,12 @@ class UmamiDatabase(pulumi.ComponentResource):
             f"{name}-role",
             name=config.role,
             login=True,
-            password=role_password,
+            # Only a SCRAM verifier: PostgreSQL stores it as is, so the password itself is never in a
+            # statement the server may log. The provider passes it through (resourcePostgreSQLRoleCreate:
+            # `ENCRYPTED PASSWORD '<value>'`; setRolePassword: `ALTER ROLE .. PASSWORD '<value>'`) and,
+            # with superuser=false, never reads it back (readRolePassword returns the state's value):
+            # terraform-provider-postgresql postgresql/resource_postgresql_role.go. No diff, ever.
+            password=pulumi.Output.secret(pulumi.Output.from_input(role_password_verifier).apply(_require_verifier)),
             superuser=False,
             create_database=False,
             create_role=False,
@@ -115,12 +122,21 @@ class UmamiDatabase(pulumi.ComponentResource):
 
         # Umami's first migration runs CREATE EXTENSION IF NOT EXISTS "pgcrypto", which the
         # role could not do itself. Retained on delete: another app may have come to use it.
+        # ignore_changes=["schema"]: when pgcrypto already exists in another schema (say public), the
+        # provider's Create (`CREATE EXTENSION IF NOT EXISTS "pgcrypto" SCHEMA umami`) is a no-op and its
+        # Read stores the schema it really is in (resourcePostgreSQLExtensionReadImpl sets `schema` from
+        # pg_extension), so every later plan would show schema public -> umami and the next `up` would
+        # run `ALTER EXTENSION "pgcrypto" SET SCHEMA "umami"` (setExtSchema), moving, or failing to move,
+        # an extension the application shares (postgresql/resource_postgresql_extension.go). Ignoring the
+        # property means no change to pgcrypto is ever planned: created in the schema when absent, left
+        # wherever it already is otherwise (and retained on delete).
         self.pgcrypto = postgresql.Extension(
             f"{name}-pgcrypto",
             name="pgcrypto",
             database=config.name,
             schema=self.schema.name,
-            opts=pulumi.ResourceOptions.merge(stateful, pulumi.ResourceOptions(retain_on_delete=True)),
+            opts=pulumi.ResourceOptions.merge(stateful, pulumi.ResourceOptions(
+                retain_on_delete=True, ignore_changes=["schema"])),
         )
 
         self.role_name = self.role.name
@@ -145,3 +161,11 @@ class UmamiDatabase(pulumi.ComponentResource):
             with_grant_option=False,
             opts=opts,
         )
+
+
+def _require_verifier(value: str) -> str:
+    """The role's password input, only if it is a SCRAM-SHA-256 verifier (never the password)."""
+    if not isinstance(value, str) or not scram.is_verifier(value):
+        raise pulumi.RunError("the umami role's password must be given to PostgreSQL as a SCRAM-SHA-256 "
+                              "verifier (UmamiSecrets.db_password_verifier), never in plain text")
+    return value

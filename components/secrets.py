@@ -9,7 +9,10 @@ Two secrets:
 - Umami's `APP_SECRET` (default `observability/umami-app-secret`), a plain string, so
   rotating the database password never invalidates sessions.
 
-Every generated value stays a Pulumi secret from generation to storage.
+Every generated value stays a Pulumi secret from generation to storage. The
+plain password goes only into Secrets Manager (Umami needs it); PostgreSQL gets
+a SCRAM-SHA-256 verifier of it (components/scram.py) built with a salt kept in
+state, so the verifier is the same on every run and the role shows no diff.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-from components import tls
+from components import scram, tls
 from components.config import DatabaseConfig, SecretsConfig
 
 PASSWORD_LENGTH = 40
@@ -60,6 +63,9 @@ def credentials_document(username: str, password: str, db: DatabaseConfig) -> st
 class UmamiSecrets(pulumi.ComponentResource):
     """Random credentials for the umami role and Umami itself, kept in Secrets Manager.
 
+    `db_password_verifier` is the SCRAM-SHA-256 verifier of the role's password, the
+    only form of it that may be given to the postgresql provider.
+
     Args:
         name: logical name of the component.
         database: validated database settings (endpoint, schema, role name).
@@ -81,6 +87,17 @@ class UmamiSecrets(pulumi.ComponentResource):
             min_lower=4, min_upper=4, min_numeric=4, min_special=2,
             opts=child,
         )
+        # The salt of the password's SCRAM verifier: random once, then kept in state like the
+        # password, so the verifier (the role's `password` input) never changes between runs.
+        self.db_password_salt = random.RandomBytes(
+            f"{name}-db-password-salt",
+            length=scram.SALT_LENGTH,
+            opts=child,
+        )
+        # What PostgreSQL receives instead of the password (no plain text in its logs).
+        self.db_password_verifier: pulumi.Output[str] = pulumi.Output.secret(
+            pulumi.Output.all(self.db_password.result, self.db_password_salt.base64).apply(
+                lambda values: scram.verifier_from_b64_salt(values[0], values[1])))
         self.app_secret = random.RandomPassword(
             f"{name}-app-secret",
             length=APP_SECRET_LENGTH,

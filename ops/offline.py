@@ -8,6 +8,7 @@ and the plan keeps deterministic.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from typing import Any, Callable
@@ -49,7 +50,13 @@ class OfflineHandler(Handler):
         state = dict(resource.inputs)
         rid = f"{resource.name}-{_short_hash(resource.urn)}"
         package, module = resource.type.split(":")[0], resource.type.split(":")[1].split("/")[0]
-        if package == "random":
+        if package == "random" and resource.type == "random:index/randomBytes:RandomBytes":
+            # RandomBytes reports its bytes as base64 and hex; derive them from random_value, so a
+            # handler that remembers (or randomises) random values does so for these bytes too.
+            data = hashlib.shake_256(self.random_value(resource).encode()).digest(int(resource.inputs.get("length", 32)))
+            state.update(base64=base64.b64encode(data).decode(), hex=data.hex())
+            rid = "none"
+        elif package == "random":
             state["result"] = self.random_value(resource)
             rid = "none"
         elif package == "postgresql":

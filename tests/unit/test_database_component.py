@@ -1,5 +1,6 @@
 """The database component under Pulumi's mocks: the privilege model, resource by resource."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -103,3 +104,88 @@ def test_config_values_flow_into_the_role():
     role = run.one(ROLE).inputs
     assert (role["name"], role["connectionLimit"], role["searchPaths"]) == ("analytics_ro", 60, ["analytics"])
     assert run.outputs["dbSchema"] == "analytics" and run.outputs["dbRole"] == "analytics_ro"
+
+
+# -- the role's password reaches PostgreSQL only as a SCRAM-SHA-256 verifier --
+
+SALT = "random:index/randomBytes:RandomBytes"
+PASSWORD = "random:index/randomPassword:RandomPassword"
+
+
+def test_role_password_is_the_scram_verifier_of_the_generated_password(run):
+    import base64
+
+    from components import scram
+
+    plain = next(r for r in run.by_type(PASSWORD) if r.name == "umami-db-password").state["result"]
+    salt = run.one(SALT)
+    role = run.one(ROLE)
+    verifier = role.inputs["password"]
+    assert verifier == scram.verifier(plain, base64.b64decode(salt.state["base64"]))
+    assert verifier.startswith("SCRAM-SHA-256$4096:") and plain not in verifier
+    assert plain not in json.dumps(role.inputs)  # in no input of the role, secret or not
+    assert "password" in role.secret_inputs
+
+
+def test_salt_is_sixteen_random_bytes_kept_by_the_secrets_component(run):
+    salt = run.one(SALT)
+    assert salt.inputs["length"] == 16
+    components = {r.urn: r for r in run.resources if not r.custom}
+    assert components[salt.parent].type == "umami:secrets:UmamiSecrets"
+
+
+def test_same_state_same_verifier_so_no_diff():
+    """The salt and password come from state, so a second run declares the same role input."""
+    assert run_dev().one(ROLE).inputs["password"] == run_dev().one(ROLE).inputs["password"]
+
+
+def test_another_salt_gives_another_verifier_for_the_same_password():
+    from ops.offline import OfflineHandler, deterministic_password
+
+    class OtherSalt(OfflineHandler):
+        def __init__(self):
+            super().__init__(random_value=lambda r: "other" if r.type == SALT else deterministic_password(r))
+
+    assert run_dev(handler=OtherSalt()).one(ROLE).inputs["password"] != run_dev().one(ROLE).inputs["password"]
+
+
+def test_a_plain_password_is_refused_by_the_component():
+    import pulumi
+
+    from components import database
+
+    with pytest.raises(pulumi.RunError, match="SCRAM-SHA-256 verifier"):
+        database._require_verifier("offline-plain-password")
+
+
+# -- pgcrypto: never moved --
+
+def test_pgcrypto_schema_changes_are_ignored(monkeypatch):
+    """Where pgcrypto already lives elsewhere, the provider's Read stores that schema; ignoring
+    `schema` (the property's name in pulumi_postgresql and the provider) keeps it from ever moving."""
+    from ops import program
+
+    ignored: dict[str, list[str]] = {}
+    register = program.RecordingMonitor.RegisterResource
+
+    def recording(self, request):
+        ignored[request.name] = list(request.ignoreChanges)
+        return register(self, request)
+
+    monkeypatch.setattr(program.RecordingMonitor, "RegisterResource", recording)
+    run = run_dev()
+    extension = run.one(EXTENSION)
+    assert ignored[extension.name] == ["schema"]
+    assert extension.retain_on_delete is True
+    others = {r.name for r in run.resources if r.type.startswith("postgresql:") and r.name != extension.name}
+    assert others and all(not ignored[name] for name in others)  # the role, schema, grants: every change applies
+
+
+def test_extension_schema_is_a_property_of_the_sdk():
+    import inspect
+
+    import pulumi_postgresql
+
+    assert "schema" in inspect.signature(pulumi_postgresql.ExtensionArgs.__init__).parameters
+    assert "salt" not in inspect.signature(pulumi_postgresql.RoleArgs.__init__).parameters
+    assert "password" in inspect.signature(pulumi_postgresql.RoleArgs.__init__).parameters

@@ -63,11 +63,16 @@ def test_generated_secrets_never_appear(dev_plan_text):
     config, secret_keys = plan.stack_config(STACK, {})
     handler = OfflineHandler()
     run = plan.run_offline(STACK, config, secret_keys, PROJECT_ROOT, handler)
-    generated = {r.name: r.state["result"] for r in run.resources if r.type.startswith("random:")}
+    generated = {r.name: r.state["result"] for r in run.resources if r.type.startswith("random:")
+                 and "result" in r.state}
     assert set(generated) == {"umami-db-password", "umami-app-secret"}
     for name, value in generated.items():
         assert len(value) >= 40, name
         assert value not in dev_plan_text, f"{name} leaked into the plan"
+    salt = next(r for r in run.resources if r.type == "random:index/randomBytes:RandomBytes")
+    role_password = next(r for r in run.resources if r.type == "postgresql:index/role:Role").inputs["password"]
+    for value in (salt.state["base64"], salt.state["hex"], role_password):
+        assert value not in dev_plan_text  # the verifier's salt and the verifier itself
     assert handler.admin_secret["password"] not in dev_plan_text
     manifest = json.loads(dev_plan_text)
     by_name = {(r["type"], r["name"]): r for r in manifest["resources"]}
