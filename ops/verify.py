@@ -5,6 +5,7 @@
                          [--db-host HOST --db-port PORT] [--url URL] [--no-aws]
                          [--http-timeout SECONDS]
     python -m ops.verify --list        # every check: id, family, severity, title
+    python -m ops.verify --outputs FILE --only destroy   # before `pulumi destroy` (never run by default)
 
 Exit 0: nothing at or above --fail-on (default high); 1: findings at or above it;
 2: the verification could not run (one-line reason on stderr).
@@ -34,7 +35,7 @@ from urllib.parse import urlsplit
 import psycopg
 
 from ops import credentials
-from ops.checks import ALL_CHECKS, FAMILIES, Family
+from ops.checks import ALL_CHECKS, DEFAULT_CHECKS, FAMILIES, Family
 from ops.checks.base import CheckResult, NotApplicable, Severity, Status, result_from_findings
 from ops.checks.context import Context, SecretSource
 from ops.db import Target, connect, redact, redact_url
@@ -48,7 +49,8 @@ from ops.report import FORMATS, Report, render
 # -- selection ----------------------------------------------------------------------
 
 def select(only: Iterable[str] = (), skip: Iterable[str] = ()) -> set[str]:
-    """Check ids to run. Items are check ids (ISO-020) or family names (probes); unknown ones are refused."""
+    """Check ids to run. Items are check ids (ISO-020) or family names (probes); unknown ones are refused.
+    Without --only: every check except the opt-in families' (destroy), which run only when named."""
     families = {f.name: {c.id for c in f.checks} for f in FAMILIES}
 
     def expand(items: Iterable[str], option: str) -> set[str]:
@@ -64,7 +66,7 @@ def select(only: Iterable[str] = (), skip: Iterable[str] = ()) -> set[str]:
                 raise OpsError(f"{option} {item}: no such check id or family (families: {', '.join(families)})")
         return ids
 
-    chosen = expand(only, "--only") or set(ALL_CHECKS)
+    chosen = expand(only, "--only") or set(DEFAULT_CHECKS)
     return chosen - expand(skip, "--skip")
 
 
@@ -111,7 +113,9 @@ def run_verification(outputs: StackOutputs, *, umami: Target, admin: Target | No
                   umami_source=umami_source, admin_source=admin_source, http_timeout=http_timeout,
                   probe_sample=probe_sample, url=url, secret_reason=secret_reason, tunnel=tunnel)
     try:
-        results = [r for family in FAMILIES for r in _run_family(family, ctx, selected)]
+        # An opt-in family not selected is left out of the report altogether.
+        results = [r for family in FAMILIES if not family.opt_in or any(c.id in selected for c in family.checks)
+                   for r in _run_family(family, ctx, selected)]
         report = Report(results=results, source=source or ("rehearsal outputs" if outputs.rehearsal else "stack outputs"),
                         target=f"role {outputs.db_role}, schema {outputs.db_schema} in "
                                f"{outputs.db_name} at {umami.host}:{umami.port}")
@@ -247,8 +251,10 @@ def _checked_url(url: str | None) -> str | None:
 
 
 def check_catalog() -> str:
-    """Every check, one per line: id, family, the highest severity it reports, title."""
-    return "".join(f"{check.id}  {family.name:<12} {check.severity.label:<9} {check.title}\n"
+    """Every check, one per line: id, family, the highest severity it reports, title; opt-in families'
+    checks say how to run them (they are never part of the default run)."""
+    return "".join(f"{check.id}  {family.name:<12} {check.severity.label:<9} {check.title}"
+                   f"{f'  [only with --only {family.name}]' if family.opt_in else ''}\n"
                    for family in FAMILIES for check in family.checks)
 
 

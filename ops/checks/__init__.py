@@ -14,6 +14,8 @@
 | connections  | admin/auditor or umami, | the role's limit and sessions; ECS and         |
 |              | AWS APIs, umami login   | autoscaling ceilings; a login at the reader    |
 | deployment   | AWS APIs + HTTP         | ECS, ELBv2, EC2, CloudWatch Logs, Umami's API  |
+| destroy      | admin/auditor or umami  | pg_depend, pg_shdepend: what a destroy reaches |
+|              | (only with --only)      | outside the schema and role                    |
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ops.checks import (
-    connections, defaults, deployment, memberships, ownership, privileges, probes, reverse, roles, schema_state,
-    secret,
+    connections, defaults, deployment, destroy, memberships, ownership, privileges, probes, reverse, roles,
+    schema_state, secret,
 )
 from ops.checks.base import Check, NotApplicable
 from ops.checks.context import Context
@@ -39,6 +41,7 @@ class Family:
     checks: tuple[Check, ...]
     load: Callable[[Context], Any]
     ran_as: Callable[[Context], str]
+    opt_in: bool = False  # runs only when named in --only (never in the default run)
 
 
 def _catalog(ctx: Context):
@@ -68,6 +71,12 @@ def _deployment(ctx: Context) -> deployment.Deployment:
 
 def _connections(ctx: Context) -> connections.ConnectionData:
     return connections.ConnectionData(ctx)
+
+
+def _destroy(ctx: Context) -> destroy.DestroyData:
+    return destroy.DestroyData(ctx.audit_conn, ctx.outputs.db_schema, ctx.outputs.db_role,
+                               ctx.outputs.db_admin_role or (ctx.admin.user if ctx.admin else None),
+                               destroy.drop_cascade_from_outputs(ctx.outputs.raw))
 
 
 def _audit(ctx: Context) -> str:
@@ -107,8 +116,11 @@ FAMILIES: tuple[Family, ...] = (
     Family("secret", "Credentials secret", secret.CHECKS, _secret, _secret_as),
     Family("connections", "Connection budget", connections.CHECKS, _connections, _connections_as),
     Family("deployment", "Deployment", deployment.CHECKS, _deployment, _aws_as),
+    Family("destroy", "What a destroy reaches outside the schema", destroy.CHECKS, _destroy, _audit, opt_in=True),
 )
 
 ALL_CHECKS: dict[str, tuple[Family, Check]] = {c.id: (f, c) for f in FAMILIES for c in f.checks}
+# What a run without --only selects: every family but the opt-in ones (destroy).
+DEFAULT_CHECKS = frozenset(c.id for f in FAMILIES if not f.opt_in for c in f.checks)
 # The families answered from the catalogs alone (the benchmark times exactly these).
 CATALOG_FAMILIES = tuple(f for f in FAMILIES if f.load is _catalog)

@@ -17,8 +17,9 @@ from ops.verify import select
 
 # -- selection ------------------------------------------------------------------------
 
-def test_select_everything_by_default():
-    assert select() == set(ALL_CHECKS)
+def test_select_everything_but_the_opt_in_families_by_default():
+    assert select() == {cid for cid, (family, _) in ALL_CHECKS.items() if not family.opt_in}
+    assert select(["destroy"]) == {"DST-001", "DST-002", "DST-003", "DST-004"}  # only when named
 
 
 def test_select_by_id_and_family_case_insensitively():
