@@ -281,12 +281,21 @@ def new_password() -> str:
     return secrets.token_urlsafe(24)
 
 
-def bootstrap_aurora_like(cluster: LocalCluster, superuser_password: str) -> tuple[Credentials, Credentials]:
+DB_OWNER = "app_owner"
+
+
+def bootstrap_aurora_like(cluster: LocalCluster, superuser_password: str, *,
+                          db_owner: str | None = None) -> tuple[Credentials, Credentials]:
     """Create the Aurora-like admin and a small application with data.
 
     Returns the admin's and the application role's credentials. The
     application lives in database `appdb`: schema `app` with tables, a view,
     a sequence and rows, owned by `app_user`, plus a table in `public`.
+
+    `db_owner` (e.g. DB_OWNER): `appdb` is owned by that (NOLOGIN) role instead of the
+    admin, and the admin is not a member of it, as when an application team created its
+    database: the admin then has no CREATE on the database (the provider's schema create
+    grants itself the owner's role for the statement, withRolesGranted).
     """
     admin = Credentials(ADMIN, new_password())
     app = Credentials(APP_ROLE, new_password())
@@ -304,21 +313,30 @@ def bootstrap_aurora_like(cluster: LocalCluster, superuser_password: str) -> tup
                 sql.Identifier(app.user), sql.Literal(app.password)
             )
         )
+        if db_owner:
+            conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(db_owner)))
         conn.execute(
             sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                sql.Identifier(APP_DATABASE), sql.Identifier(admin.user)
+                sql.Identifier(APP_DATABASE), sql.Identifier(db_owner or admin.user)
             )
         )
-    with cluster.connect(admin.user, admin.password, APP_DATABASE, autocommit=True) as conn:
-        # Like most RDS databases, public is owned by the admin (PG15 default: pg_database_owner).
-        conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(app.user), sql.Identifier(admin.user)))
-        conn.execute(
-            sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(
-                sql.Identifier(APP_SCHEMA), sql.Identifier(app.user)
+    if db_owner:
+        # The application's objects, made by the superuser: the admin has no say in this database.
+        with cluster.connect(SUPERUSER, superuser_password, APP_DATABASE, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(
+                sql.Identifier(APP_SCHEMA), sql.Identifier(app.user)))
+            conn.execute(sql.SQL("GRANT CREATE, USAGE ON SCHEMA public TO {}").format(sql.Identifier(app.user)))
+    else:
+        with cluster.connect(admin.user, admin.password, APP_DATABASE, autocommit=True) as conn:
+            # Like most RDS databases, public is owned by the admin (PG15 default: pg_database_owner).
+            conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(app.user), sql.Identifier(admin.user)))
+            conn.execute(
+                sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(
+                    sql.Identifier(APP_SCHEMA), sql.Identifier(app.user)
+                )
             )
-        )
-        conn.execute(sql.SQL("GRANT CREATE, USAGE ON SCHEMA public TO {}").format(sql.Identifier(app.user)))
-        conn.execute(sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(app.user), sql.Identifier(admin.user)))
+            conn.execute(sql.SQL("GRANT CREATE, USAGE ON SCHEMA public TO {}").format(sql.Identifier(app.user)))
+            conn.execute(sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(app.user), sql.Identifier(admin.user)))
     with cluster.connect(app.user, app.password, APP_DATABASE, autocommit=True) as conn:
         conn.execute(APP_FIXTURE_SQL)
     return admin, app

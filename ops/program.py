@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import runpy
 import sys
 import threading
@@ -51,6 +52,8 @@ class Resource:
     secret_inputs: set[str]
     id: str = ""
     state: dict[str, Any] = field(default_factory=dict)
+    ignore_changes: list[str] = field(default_factory=list)  # ResourceOptions.ignore_changes
+    delete_before_replace: bool = False  # ResourceOptions.delete_before_replace
 
     def masked_inputs(self) -> dict[str, Any]:
         """Inputs with every secret value (top-level key) replaced by [secret]."""
@@ -145,6 +148,8 @@ class RecordingMonitor(mocks.MockMonitor):
             provider=request.provider,
             inputs=_plain(rpc.deserialize_properties(request.object)),
             secret_inputs=_find_secret_keys(request.object),
+            ignore_changes=list(request.ignoreChanges),
+            delete_before_replace=bool(request.deleteBeforeReplace),
         )
         # The SDK registers resources from worker threads; the handler sees one at a time,
         # always after everything the resource depends on (the SDK awaits its inputs).
@@ -195,14 +200,56 @@ class ProgramRun:
         return {k: (MASK if k in self.secret_outputs else v) for k, v in sorted(self.outputs.items())}
 
 
-def read_stack_config(stack: str, project_dir: Path = PROJECT_ROOT) -> dict[str, Any]:
-    """The `config:` block of Pulumi.<stack>.yaml, keys fully qualified."""
+STACK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+def stack_file(stack: str, project_dir: Path = PROJECT_ROOT) -> Path:
+    """Pulumi.<stack>.yaml of a valid stack name (Pulumi's: letters, digits, `-`, `_`, `.`), which
+    must exist; checked before anything starts (no path outside the project, no cluster for a typo)."""
+    if not STACK_NAME.match(stack) or ".." in stack:
+        raise OpsError(f"--stack {_shown(stack)} is not a stack name (letters, digits, '-', '_' and '.', "
+                       "as `pulumi stack init` accepts)")
     path = project_dir / f"Pulumi.{stack}.yaml"
-    if not path.exists():
-        raise OpsError(f"no stack file {path.name} in {project_dir}")
-    project = yaml.safe_load((project_dir / "Pulumi.yaml").read_text())["name"]
-    config = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
-    return {(key if ":" in key else f"{project}:{key}"): value for key, value in config.items()}
+    if not path.is_file():
+        known = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
+        raise OpsError(f"no stack file {path.name} in {project_dir} (stacks here: {', '.join(known) or 'none'})")
+    return path
+
+
+def _shown(value: str, limit: int = 60) -> str:
+    """A user-supplied value safe for a one-line message: control characters escaped, truncated."""
+    text = value.encode("unicode_escape").decode("ascii")
+    return repr(text[:limit] + ("..." if len(text) > limit else ""))
+
+
+def _load_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise OpsError(f"{path.name} is not valid YAML{where}: {problem}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise OpsError(f"cannot read {path.name}: {exc}") from None
+
+
+def read_stack_config(stack: str, project_dir: Path = PROJECT_ROOT) -> dict[str, Any]:
+    """The `config:` block of Pulumi.<stack>.yaml, keys fully qualified; a malformed file is one line."""
+    path = stack_file(stack, project_dir)
+    project_doc = _load_yaml(project_dir / "Pulumi.yaml")
+    if not isinstance(project_doc, dict) or not project_doc.get("name"):
+        raise OpsError("Pulumi.yaml has no project name")
+    project = project_doc["name"]
+    document = _load_yaml(path)
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        raise OpsError(f"{path.name} must be a mapping with a `config:` block, not a {type(document).__name__}")
+    config = document.get("config") or {}
+    if not isinstance(config, dict):
+        raise OpsError(f"{path.name}: `config:` must be a mapping of KEY: VALUE, not a {type(config).__name__}")
+    return {(str(key) if ":" in str(key) else f"{project}:{key}"): value for key, value in config.items()}
 
 
 def encode_config(config: dict[str, Any]) -> dict[str, str]:
@@ -219,13 +266,16 @@ def encode_config(config: dict[str, Any]) -> dict[str, str]:
 
 
 def parse_overrides(items: list[str], project: str) -> dict[str, str]:
-    """`KEY=VALUE` strings to config entries; keys without a namespace get the project's."""
+    """`KEY=VALUE` strings to config entries; keys without a namespace get the project's.
+    A bad item is one line, with control characters escaped and long values cut."""
     overrides: dict[str, str] = {}
     for item in items:
         key, sep, value = item.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise OpsError(f"--set {item!r} is not KEY=VALUE (e.g. --set umami:schemaName=analytics)")
+            raise OpsError(f"--set {_shown(item)} is not KEY=VALUE (e.g. --set umami:schemaName=analytics)")
+        if any(ord(c) < 32 or ord(c) == 127 for c in key) or " " in key:
+            raise OpsError(f"--set key {_shown(key)} is not a config key (e.g. umami:schemaName)")
         overrides[key if ":" in key else f"{project}:{key}"] = value
     return overrides
 

@@ -65,7 +65,8 @@ def check_rehearsal(result) -> int:
     role = result.run.one("postgresql:index/role:Role").inputs
     admin = result.db.admin
     # Same server and TLS rules (sslmode, CA, every DSN parameter) as the admin's login.
-    umami = replace(admin, user=role["name"], password=role["password"], passfile=None)
+    # The role's own `password` input is a SCRAM verifier: log in with the generated password.
+    umami = replace(admin, user=role["name"], password=result.role_password, passfile=None)
     probe = probe_work_in_schema(umami, result.outputs["dbSchema"])
     print(f"as {umami.describe()} (real login, search_path from the role):")
     print(f"  {'PASS' if probe.passed else 'FAIL'}  {probe.name}: {probe.evidence}")

@@ -94,16 +94,26 @@ def reset_cluster(cluster: LocalCluster) -> None:
             conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
 
 
-@pytest.fixture
-def aurora(pg_cluster) -> AuroraLike:
-    reset_cluster(pg_cluster)
-    admin, app = pgcluster.bootstrap_aurora_like(pg_cluster, pg_cluster.superuser_password)
+def aurora_like(cluster: LocalCluster, **options) -> AuroraLike:
+    reset_cluster(cluster)
+    admin, app = pgcluster.bootstrap_aurora_like(cluster, cluster.superuser_password, **options)
     return AuroraLike(
-        cluster=pg_cluster,
-        superuser=Credentials(pgcluster.SUPERUSER, pg_cluster.superuser_password),
+        cluster=cluster,
+        superuser=Credentials(pgcluster.SUPERUSER, cluster.superuser_password),
         admin=admin,
         app=app,
     )
+
+
+@pytest.fixture
+def aurora(pg_cluster) -> AuroraLike:
+    return aurora_like(pg_cluster)
+
+
+@pytest.fixture
+def aurora_foreign_owner(pg_cluster) -> AuroraLike:
+    """Like `aurora`, but `appdb` is owned by role app_owner; the admin is not a member of it."""
+    return aurora_like(pg_cluster, db_owner=pgcluster.DB_OWNER)
 
 
 @dataclass
@@ -118,16 +128,17 @@ class Rehearsed:
     pgpass: Path
 
 
-def rehearse_into(aurora: AuroraLike, state_root: Path, overrides: dict[str, str] | None = None) -> Rehearsed:
-    """Rehearse the dev stack into `aurora` with optional config overrides."""
+def rehearse_into(aurora: AuroraLike, state_root: Path, overrides: dict[str, str] | None = None,
+                  **options) -> Rehearsed:
+    """Rehearse the dev stack into `aurora` with optional config overrides (options: refresh, ...)."""
     from ops.rehearse import rehearse
 
-    result = rehearse("dev", dsn=aurora.admin_dsn(), state_root=state_root, overrides=overrides)
+    result = rehearse("dev", dsn=aurora.admin_dsn(), state_root=state_root, overrides=overrides, **options)
     assert result.ok, [f"{c.label}: {c.detail}" for c in result.changes if c.action == "failed"]
     role = result.run.one("postgresql:index/role:Role").inputs
     return Rehearsed(
         aurora=aurora, result=result, outputs=result.outputs, outputs_file=result.outputs_path,
-        umami=Credentials(role["name"], role["password"]), pgpass=result.base / "pgpass",
+        umami=Credentials(role["name"], result.role_password), pgpass=result.base / "pgpass",
     )
 
 

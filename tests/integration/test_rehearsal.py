@@ -35,14 +35,25 @@ def test_second_rehearsal_changes_nothing(aurora, tmp_path):
     assert second.umami.password == first.umami.password
 
 
-def test_rehearsal_repairs_drift(aurora, tmp_path):
+def test_drift_is_invisible_without_refresh_and_repaired_with_it(aurora, tmp_path):
+    """`pulumi up` diffs against its state; only `--refresh` reads the catalog first."""
     rehearse_into(aurora, tmp_path)
     with aurora.superuser_conn() as conn:
         conn.execute("ALTER ROLE umami_user CONNECTION LIMIT 50 CREATEDB")
         conn.execute("REVOKE CREATE ON SCHEMA umami FROM umami_user")
     again = rehearse_into(aurora, tmp_path)
-    changed = {c.label: c.action for c in again.result.changes if c.action != "same"}
+    assert {c.action for c in again.result.changes} == {"same"} and again.result.drift == []
+    with aurora.superuser_conn() as conn:  # the drift is still there: a real `up` never saw it
+        assert conn.execute("SELECT rolconnlimit, rolcreatedb FROM pg_roles WHERE rolname = 'umami_user'").fetchone() == (50, True)
+    refreshed = rehearse_into(aurora, tmp_path, refresh=True)
+    drift = {c.label: c.detail for c in refreshed.result.drift}
+    assert drift == {"Role umami-role": "connectionLimit: 44 -> 50; createDatabase: false -> true",
+                     "Grant umami-schema-usage": 'privileges: ["USAGE", "CREATE"] -> ["USAGE"]'}
+    changed = {c.label: c.action for c in refreshed.result.changes if c.action != "same"}
     assert changed == {"Role umami-role": "update", "Grant umami-schema-usage": "update"}
+    role = next(c for c in refreshed.result.changes if c.label == "Role umami-role")
+    assert 'ALTER ROLE "umami_user" CONNECTION LIMIT 44' in role.statements
+    assert 'ALTER ROLE "umami_user" WITH NOCREATEDB' in role.statements
     with aurora.superuser_conn() as conn:
         assert conn.execute("SELECT rolconnlimit, rolcreatedb FROM pg_roles WHERE rolname = 'umami_user'").fetchone() == (44, False)
 
@@ -53,7 +64,8 @@ def test_destroy_leaves_the_application_and_a_shared_pgcrypto_untouched(aurora, 
     before = app_snapshot(aurora)
     rehearsed = rehearse_into(aurora, tmp_path, UNPROTECTED)
     pgcrypto = next(c for c in rehearsed.result.changes if c.label == "Extension umami-pgcrypto")
-    assert pgcrypto.action == "same" and "already installed in schema public" in pgcrypto.detail
+    # The provider's Create runs and does nothing; its Read records where pgcrypto really is.
+    assert pgcrypto.action == "create" and "already installed in schema public" in pgcrypto.detail
     changes, ok = destroy("dev", dsn=aurora.admin_dsn(), state_root=tmp_path, overrides=UNPROTECTED)
     assert ok, [(c.label, c.detail) for c in changes]
     assert app_snapshot(aurora) == before
@@ -117,7 +129,7 @@ def test_cli_rehearses_and_confirms_isolation(aurora, tmp_path):
     result = run_cli("--stack", "dev", "--dsn", aurora.admin_dsn(), "--outputs", str(out))
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.rstrip().endswith("isolation confirmed")
-    assert "CREATE ROLE \"umami_user\" WITH PASSWORD '***'" in result.stdout
+    assert "CREATE ROLE \"umami_user\" WITH ENCRYPTED PASSWORD '***' VALID UNTIL 'infinity' CONNECTION LIMIT" in result.stdout
     assert aurora.admin.password not in result.stdout + result.stderr
     assert json.loads(out.read_text())["dbSchema"] == "umami"
 
