@@ -103,7 +103,10 @@ class UmamiDatabase(pulumi.ComponentResource):
             owner=admin.username,
             if_not_exists=True,
             drop_cascade=config.drop_schema_cascade,
-            opts=stateful,
+            # A destroy keeps the schema (Umami's data, the retained pgcrypto) unless dropSchemaCascade
+            # is set: DROP SCHEMA ... RESTRICT would otherwise fail on them (SQLSTATE 2BP01).
+            opts=pulumi.ResourceOptions.merge(stateful, pulumi.ResourceOptions(
+                retain_on_delete=not config.drop_schema_cascade)),
         )
 
         self.schema_grant = postgresql.Grant(

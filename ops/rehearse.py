@@ -30,11 +30,10 @@ provider's statements, cited):
   before it; SIGINT/SIGTERM roll the current step back and exit 130 with one line.
 - Destroy deletes what state holds in reverse order, as `pulumi destroy --run-program`
   (the program supplies the current admin login, so a rotated admin password works). A
-  retained resource (pgcrypto: retainOnDelete) is only forgotten. The schema is then
-  dropped RESTRICT, unless it holds nothing but a retained extension: then it is kept too
-  and reported as `retain` with the reason (a real `pulumi destroy` fails there with
-  SQLSTATE 2BP01, the one deliberate difference), and the destroy ends with exit 0 and a
-  `kept:` line naming each object left in place. With dropCascade a cascade is refused
+  retained resource is only forgotten: pgcrypto always, and the schema unless
+  umami:dropSchemaCascade is set (the program marks it retainOnDelete, so `pulumi destroy`
+  keeps it too); the destroy then ends with exit 0 and a `kept:` line naming each object
+  left in place. With dropCascade a cascade is refused
   while objects outside the schema depend on it (ops.checks.destroy.dependents_outside);
   a role delete is refused while the role owns or holds anything outside the schema
   (owned_outside), since REASSIGN/DROP OWNED would take it. A destroy that stops midway
@@ -683,9 +682,7 @@ class Engine:
             self._forget(entry, pending)
             return True
         if entry.type == SCHEMA:
-            if not self._guard_schema(entry, change):
-                self._forget(entry, pending)
-                return True
+            self._guard_schema(entry, change)
         if entry.type == ROLE:
             self._guard_role(entry)
         self.provider.delete(entry.type, outputs, change)
@@ -700,38 +697,22 @@ class Engine:
         else:
             self.state.forget(entry.urn)
 
-    def _guard_schema(self, entry: Entry, change: Change) -> bool:
-        """False when the schema is kept because it holds only a retained extension; raises (refused)
-        when a cascade would reach outside it."""
+    def _guard_schema(self, entry: Entry, change: Change) -> None:
+        """Refuse a cascade that would reach outside the schema (ops.checks.destroy.dependents_outside)."""
         outputs = entry.outputs
+        if not outputs.get("dropCascade"):
+            return  # RESTRICT: PostgreSQL itself refuses a schema that is not empty
         conn = self.provider.conn(outputs.get("database"))
-        row = conn.execute("SELECT oid FROM pg_namespace WHERE nspname = %s", (outputs["name"],)).fetchone()
-        if row is None:
-            return True  # the provider's delete finds it absent
-        oid = row[0]
+        outside = dependents_outside(conn, outputs["name"])
+        if outside:
+            raise OpsError(f"refused: DROP SCHEMA {outputs['name']} CASCADE would also drop, outside the schema: "
+                           + "; ".join(outside) + f"; {self.committed_text()}")
         extensions = [e for (e,) in conn.execute(
-            "SELECT extname FROM pg_extension WHERE extnamespace = %s ORDER BY 1", (oid,)).fetchall()]
-        (others,) = conn.execute("""
-            SELECT count(*) FROM pg_depend d
-            WHERE d.refclassid = 'pg_namespace'::regclass AND d.refobjid = %s
-              AND d.classid <> 'pg_extension'::regclass
-              AND NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = d.classid AND x.objid = d.objid
-                              AND x.deptype = 'e')""", (oid,)).fetchone()
-        if outputs.get("dropCascade"):
-            outside = dependents_outside(conn, outputs["name"])
-            if outside:
-                raise OpsError(f"refused: DROP SCHEMA {outputs['name']} CASCADE would also drop, outside the schema: "
-                               + "; ".join(outside) + f"; {self.committed_text()}")
-            if extensions:
-                change.detail = f"CASCADE also drops extension(s) {', '.join(extensions)} (in the schema)"
-            return True
-        if extensions and not others:
-            change.action = "retain"
-            change.detail = (f"kept: it holds the retained extension {', '.join(extensions)} "
-                             f"(DROP SCHEMA {outputs['name']} RESTRICT would fail); drop both by hand when no "
-                             "one uses them")
-            return False
-        return True
+            "SELECT extname FROM pg_extension WHERE extnamespace = %s::regnamespace ORDER BY 1",
+            (outputs["name"],)).fetchall()] if conn.execute(
+            "SELECT 1 FROM pg_namespace WHERE nspname = %s", (outputs["name"],)).fetchone() else []
+        if extensions:
+            change.detail = f"CASCADE also drops extension(s) {', '.join(extensions)} (in the schema)"
 
     def _guard_role(self, entry: Entry) -> None:
         """REASSIGN OWNED / DROP OWNED would take whatever the role owns or holds outside the schema."""

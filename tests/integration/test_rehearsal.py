@@ -71,7 +71,10 @@ def test_destroy_leaves_the_application_and_a_shared_pgcrypto_untouched(aurora, 
     assert app_snapshot(aurora) == before
     with aurora.superuser_conn() as conn:
         assert conn.execute("SELECT count(*) FROM pg_roles WHERE rolname = 'umami_user'").fetchone()[0] == 0
-        assert conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname = 'umami'").fetchone()[0] == 0
+        # Without dropSchemaCascade the schema is retained (empty here), as `pulumi destroy` keeps it.
+        assert conn.execute("SELECT count(*) FROM pg_class WHERE relnamespace = 'umami'::regnamespace"
+                            ).fetchone()[0] == 0
+        assert "umami-schema" in " ".join(f"{c.label} {c.action}" for c in changes if c.action == "retain")
         assert conn.execute("SELECT count(*) FROM pg_default_acl").fetchone()[0] == 0
 
 
@@ -90,18 +93,22 @@ def test_destroy_keeps_umami_data_unless_cascade_is_asked_for(aurora, tmp_path):
     with aurora.connect_as(rehearsed.umami) as conn:
         run_umami_like_migrations(conn)
     changes, ok = destroy("dev", dsn=aurora.admin_dsn(), state_root=tmp_path, overrides=UNPROTECTED)
-    assert not ok
-    failed = [c for c in changes if c.action == "failed"]
-    assert [c.label for c in failed] == ["Schema umami-schema"]
-    assert "cannot drop schema umami because other objects depend on it" in failed[0].detail
-    assert "umami:dropSchemaCascade=true drops them with it" in failed[0].detail
+    assert ok, [(c.label, c.detail) for c in changes]
+    assert {c.label for c in changes if c.action == "retain"} == {"Schema umami-schema", "Extension umami-pgcrypto"}
     with aurora.superuser_conn() as conn:  # the data survives, now owned by the admin
         assert conn.execute("SELECT count(*), pg_get_userbyid(max(relowner::int)::oid) FROM pg_class "
                             "WHERE relname = 'website_event'").fetchone() == (1, "postgres")
+
+
+def test_destroy_with_cascade_drops_the_schema_and_its_data(aurora, tmp_path):
     cascade = {**UNPROTECTED, "umami:dropSchemaCascade": "true"}
-    rehearse_into(aurora, tmp_path, cascade)
+    rehearsed = rehearse_into(aurora, tmp_path, cascade)
+    with aurora.connect_as(rehearsed.umami) as conn:
+        run_umami_like_migrations(conn)
     changes, ok = destroy("dev", dsn=aurora.admin_dsn(), state_root=tmp_path, overrides=cascade)
     assert ok, [(c.label, c.detail) for c in changes]
+    with aurora.superuser_conn() as conn:
+        assert conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname = 'umami'").fetchone() == (0,)
 
 
 def test_throwaway_cluster_rehearsal_end_to_end(tmp_path, capsys):
