@@ -179,10 +179,17 @@ def test_task_size_outside_the_story_is_flagged_but_a_new_revision_is_not(base):
     assert len(sized) == 1 and sized[0].severity == MEDIUM and "cpu=1024 memory=2048" in sized[0].title
 
 
-def test_deleting_the_schema_is_critical(base):
+def test_deleting_the_schema_is_critical_once_it_is_no_longer_retained(base):
+    # By default the schema is retainOnDelete (kept by a destroy): leaving the stack is medium.
     head = copy.deepcopy(base)
     head["resources"] = [r for r in head["resources"] if not r["type"].endswith("schema:Schema")]
-    deleted = rules(diff_plans(base, head))["stateful-delete"]
+    kept = rules(diff_plans(base, head))["stateful-delete"]
+    assert [(f.resource, f.severity) for f in kept] == [("umami-schema", MEDIUM)]
+    assert "retainOnDelete" in kept[0].detail
+    # With umami:dropSchemaCascade the schema is not retained: deleting it loses Umami's data.
+    cascading = copy.deepcopy(base)
+    next(r for r in cascading["resources"] if r["type"].endswith("schema:Schema"))["retainOnDelete"] = False
+    deleted = rules(diff_plans(cascading, head))["stateful-delete"]
     assert [(f.resource, f.severity) for f in deleted] == [("umami-schema", CRITICAL)]
     assert "protected" in deleted[0].detail
 
