@@ -1,15 +1,19 @@
-# One command each: `make test` (clone to green tests), `make rehearse` (the offline rehearsal).
+# One command each: `make test` (clone to green tests: lint, then pytest), `make lint`, `make rehearse`
+# (the offline rehearsal).
 PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STACK  ?= dev
 
-.PHONY: install test rehearse rehearse-destroy rehearse-stop verify bench clean
+.PHONY: install lint test rehearse rehearse-destroy rehearse-stop verify bench clean
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+# requirements-dev.txt (runtime + test tools + the plot extra), then the ops package itself, editable:
+# the umami-rehearse/-verify/-metrics/-preview console scripts in $(VENV)/bin.
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 
 # Umami's PostgreSQL driver stack for the tests; reinstalled only when the lockfile changes.
@@ -23,7 +27,10 @@ install: $(VENV)/.installed driver/node_modules/.installed
 	  echo "installing PostgreSQL 15 server binaries" >&2; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 >/dev/null; }
 
-test: install
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+
+test: install lint
 	$(PY) -m pytest -q
 
 rehearse: install

@@ -3,12 +3,13 @@ generated credentials in Secrets Manager, Umami on ECS Fargate behind an ALB wit
 alarms and a dashboard, and the outputs ops relies on.
 
 Configuration is validated before any resource is declared (components/config.py).
-The exported outputs are the versioned contract documented in README.md.
+The exported outputs are the versioned contract of contract.py (README.md, "Stack outputs").
 """
 
 import pulumi
 import pulumi_aws as aws
 
+import contract
 from components import config as stack_config
 from components.admin import admin_credentials
 from components.alarms import Watched
@@ -17,8 +18,7 @@ from components.monitoring import UmamiMonitoring
 from components.secrets import UmamiSecrets
 from components.service import UmamiService
 from components.tags import Tagging
-
-CONTRACT_VERSION = 1
+from contract import CONTRACT_VERSION
 
 cfg = stack_config.load()
 tagging = Tagging(environment=cfg.environment, extra=cfg.extra_tags)
@@ -71,46 +71,59 @@ if cfg.service is not None:
     if service.https_warning:
         pulumi.log.warn(service.https_warning)
 
-pulumi.export("contractVersion", CONTRACT_VERSION)
-pulumi.export("environment", cfg.environment)
-pulumi.export("dbHost", cfg.database.host)
-pulumi.export("dbPort", cfg.database.port)
-pulumi.export("dbName", cfg.database.name)
-pulumi.export("dbSslMode", cfg.database.sslmode)
-# The CA every client verifies the database with (PEM text; null with disable) and the reader, if any.
-pulumi.export("dbCaBundle", cfg.database.ca_bundle_pem)
-pulumi.export("dbReaderHost", cfg.database.reader_host)
-pulumi.export("dbPoolSize", cfg.database.pool_size)
-pulumi.export("dbConnectionLimit", cfg.database.connection_limit)
-pulumi.export("dbConnectionBudget", cfg.database.connection_budget.as_output())
-pulumi.export("dbSchema", database.schema_name)
-pulumi.export("dbRole", database.role_name)
-pulumi.export("dbAdminRole", pulumi.Output.unsecret(pulumi.Output.from_input(admin.username)))
-pulumi.export("dbSecretArn", secrets.db_secret_arn)
-pulumi.export("dbSecretName", secrets.db_secret_name)
-pulumi.export("appSecretArn", secrets.app_secret_arn)
-pulumi.export("adminSecretArn", cfg.database.admin_secret_arn)
-pulumi.export("applicationRoles", list(cfg.database.application_roles))
-pulumi.export("awsRegion", aws.get_region_output().region)
-pulumi.export("auroraClusterIdentifier", cfg.database.cluster_identifier)  # set, or taken from dbHost
-pulumi.export("auroraInstanceIdentifiers", list(cfg.database.instance_identifiers))
-pulumi.export("dbMaxConnections", cfg.database.max_connections)
-
-# The service part of the contract; every key is present (null) in a database-only stack.
-pulumi.export("ecsClusterName", service.cluster_name if service else None)
-pulumi.export("ecsClusterArn", service.cluster_arn if service else None)
-pulumi.export("ecsServiceName", service.service_name if service else None)
-pulumi.export("taskDefinitionFamily", service.task_definition_family if service else None)
-pulumi.export("targetGroupArn", service.target_group_arn if service else None)
-pulumi.export("targetGroupArnSuffix", service.target_group_arn_suffix if service else None)
-pulumi.export("loadBalancerArnSuffix", service.load_balancer_arn_suffix if service else None)
-pulumi.export("albDnsName", service.alb_dns_name if service else None)
-pulumi.export("url", service.url if service else None)
-pulumi.export("logGroupName", service.log_group_name if service else None)
-pulumi.export("albSecurityGroupId", service.alb_security_group_id if service else None)
-pulumi.export("taskSecurityGroupId", service.task_security_group_id if service else None)
-pulumi.export("umamiVersion", service.umami_version if service else None)
-pulumi.export("httpsWarning", service.https_warning if service else None)
-pulumi.export("alarmNames", monitoring.alarm_names if monitoring else [])
-pulumi.export("alarmTopicArn", monitoring.alarm_topic_arn if monitoring else None)
-pulumi.export("dashboardName", monitoring.dashboard_name if monitoring else None)
+# The outputs: the contract (contract.py, README "Stack outputs"), group by group. A database-only stack
+# exports no service and no monitoring group at all; a None value is dropped by Pulumi (absent).
+contract.export(
+    pulumi.export,
+    stack={
+        "contractVersion": CONTRACT_VERSION,
+        "environment": cfg.environment,
+        "awsRegion": aws.get_region_output().region,
+    },
+    database={
+        "dbHost": cfg.database.host,
+        "dbPort": cfg.database.port,
+        "dbName": cfg.database.name,
+        "dbSslMode": cfg.database.sslmode,
+        "dbCaBundle": cfg.database.ca_bundle_pem,  # PEM text every client verifies with; None with disable
+        "dbReaderHost": cfg.database.reader_host,
+        "dbPoolSize": cfg.database.pool_size,
+        "dbConnectionLimit": cfg.database.connection_limit,
+        "dbConnectionBudget": cfg.database.connection_budget.as_output(),
+        "dbSchema": database.schema_name,
+        "dbRole": database.role_name,
+        "dbAdminRole": pulumi.Output.unsecret(pulumi.Output.from_input(admin.username)),
+        "dbDropSchemaCascade": True if cfg.database.drop_schema_cascade else None,
+        "applicationRoles": list(cfg.database.application_roles),
+        "auroraClusterIdentifier": cfg.database.cluster_identifier,  # set, or taken from dbHost
+        "auroraInstanceIdentifiers": list(cfg.database.instance_identifiers),
+        "dbMaxConnections": cfg.database.max_connections,
+    },
+    secrets={
+        "dbSecretArn": secrets.db_secret_arn,
+        "dbSecretName": secrets.db_secret_name,
+        "appSecretArn": secrets.app_secret_arn,
+        "adminSecretArn": cfg.database.admin_secret_arn,
+    },
+    service=None if service is None else {
+        "ecsClusterName": service.cluster_name,
+        "ecsClusterArn": service.cluster_arn,
+        "ecsServiceName": service.service_name,
+        "taskDefinitionFamily": service.task_definition_family,
+        "targetGroupArn": service.target_group_arn,
+        "targetGroupArnSuffix": service.target_group_arn_suffix,
+        "loadBalancerArnSuffix": service.load_balancer_arn_suffix,
+        "albDnsName": service.alb_dns_name,
+        "url": service.url,
+        "logGroupName": service.log_group_name,
+        "albSecurityGroupId": service.alb_security_group_id,
+        "taskSecurityGroupId": service.task_security_group_id,
+        "umamiVersion": service.umami_version,
+        "httpsWarning": service.https_warning,
+    },
+    monitoring=None if monitoring is None else {
+        "alarmNames": monitoring.alarm_names,
+        "alarmTopicArn": monitoring.alarm_topic_arn,
+        "dashboardName": monitoring.dashboard_name,
+    },
+)

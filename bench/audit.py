@@ -30,6 +30,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from facts import DEFAULT_ROLE, DEFAULT_SCHEMA
 from ops import pgcluster
 from ops.cli import progress, run_command_line
 from ops.checks import CATALOG_FAMILIES
@@ -38,7 +39,7 @@ from ops.db import Target, connect
 from ops.errors import OpsError
 from ops.rehearse import rehearse
 
-UMAMI_ROLE, UMAMI_SCHEMA = "umami_user", "umami"
+UMAMI_ROLE, UMAMI_SCHEMA = DEFAULT_ROLE, DEFAULT_SCHEMA  # the stack's defaults
 TABLE_PRIVILEGES = "SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER"  # what the naive loop asks
 TARGET_SECONDS, TARGET_QUERIES, TARGET_RATIO = 1.0, 10, 50.0
 LEAKED_TABLES = 5

@@ -9,6 +9,7 @@ import pulumi_aws as aws
 
 from components.config import NAMESPACE, DatabaseConfig, show
 from components.database import AdminCredentials
+from facts import DEFAULT_ROLE
 
 
 def _field(secret_string: str, key: str, arn: str) -> str:
@@ -27,7 +28,7 @@ def checked_admin_username(username: str, db: DatabaseConfig, source: str) -> st
     and on destroy drop, the admin itself)."""
     if username == db.role:
         raise pulumi.RunError(f"{NAMESPACE}:roleName={show(db.role)} is the admin user of {source}; "
-                              "use a dedicated role such as umami_user")
+                              f"use a dedicated role such as {DEFAULT_ROLE}")
     return username
 
 

@@ -23,8 +23,8 @@ import pulumi
 
 from components import tls
 from components.autoscaling import MAX_TASKS
-
-NAMESPACE = "umami"
+from facts import CONFIG_NAMESPACE as NAMESPACE
+from facts import DEFAULT_ROLE, DEFAULT_SCHEMA, DEFAULT_SSL_MODE, FARGATE_SIZES, REQUIRED_TAGS, SECRET_MASK
 
 # Every `umami:` key this module reads, in one place. `Reader` refuses to read a key that is not
 # listed (tests/unit/test_config_keys.py also checks the list against the source both ways), and
@@ -88,7 +88,7 @@ HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9]
 SECRET_NAME = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
 TAG_KEY = re.compile(r"^[\w .:/=+@-]{1,128}$")
 ENVIRONMENT = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
-RESERVED_TAG_KEYS = ("Project", "Component", "Environment", "ManagedBy")
+RESERVED_TAG_KEYS = REQUIRED_TAGS  # the stack sets them; configured extras may not override them
 
 # -- service and monitoring (ECS Fargate behind an ALB) --
 VPC_ID = re.compile(r"^vpc-([0-9a-f]{8}|[0-9a-f]{17})$")
@@ -110,8 +110,8 @@ IMAGE_REFERENCE = re.compile(
 # Umami's release tags: 3.1.0, v2.19.0, postgresql-v2.19.0 (a suffix such as -arm64 from a mirror is kept).
 VERSION_TAG = re.compile(r"^(?:postgresql-)?v?(?P<version>(?P<major>\d+)\.\d+\.\d+)(?:[-+.][0-9A-Za-z.-]+)?$")
 DEFAULT_IMAGE = "ghcr.io/umami-software/umami:3.1.0"
-# The story's range: 0.25-0.5 vCPU with 512-1024 MB, as Fargate combinations.
-FARGATE_SIZES = {256: (512, 1024), 512: (1024,)}
+# The story's Fargate sizes as memory choices per cpu: {256: (512, 1024), 512: (1024,)}.
+MEMORY_BY_CPU = {cpu: tuple(m for c, m in FARGATE_SIZES if c == cpu) for cpu, _ in FARGATE_SIZES}
 CPU_ARCHITECTURES = ("ARM64", "X86_64")
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731,
                       1096, 1827, 2192, 2557, 2922, 3288, 3653)
@@ -345,7 +345,7 @@ class Reader:
         return pulumi.runtime.is_config_secret(key) or key in pulumi.runtime.get_config_secret_keys_env()
 
     def fail(self, name: str, value: Any, allowed: str) -> None:
-        shown = "[secret]" if self.is_secret(name) else show(value)
+        shown = SECRET_MASK if self.is_secret(name) else show(value)
         self.problems.append(f"{show(self.key(name))}={shown} {allowed}")
 
     def get(self, name: str) -> str | None:
@@ -456,14 +456,14 @@ def keyword_problem(value: str, example: str) -> str | None:
 
 def schema_problem(value: str) -> str | None:
     if value in RESERVED_SCHEMAS:
-        return "is a shared schema; use a dedicated schema such as umami"
-    return identifier_problem(value) or keyword_problem(value, "umami")
+        return f"is a shared schema; use a dedicated schema such as {DEFAULT_SCHEMA}"
+    return identifier_problem(value) or keyword_problem(value, DEFAULT_SCHEMA)
 
 
 def role_problem(value: str) -> str | None:
     if value in RESERVED_ROLES or value.startswith("rds"):
-        return "is a reserved role; use a dedicated role such as umami_user"
-    return identifier_problem(value) or keyword_problem(value, "umami_user")
+        return f"is a reserved role; use a dedicated role such as {DEFAULT_ROLE}"
+    return identifier_problem(value) or keyword_problem(value, DEFAULT_ROLE)
 
 
 def rds_identifier_problem(value: str) -> str | None:
@@ -511,7 +511,7 @@ def read_tags(reader: Reader) -> dict[str, str]:
 
 def read_sslmode(reader: Reader) -> tuple[str, bool]:
     """dbSslMode, one of the modes every client of the stack honours; disable only when allowed."""
-    mode = reader.raw("dbSslMode") or "verify-full"
+    mode = reader.raw("dbSslMode") or DEFAULT_SSL_MODE
     allow_plain = reader.boolean("allowUnencryptedDatabase", False)
     if mode in ("allow", "prefer"):
         reader.fail("dbSslMode", mode, "is not supported: Umami's driver (node-postgres) never falls back to an "
@@ -574,9 +574,9 @@ def read_database(reader: Reader, deploy_service: bool = True) -> DatabaseConfig
             f"{reader.key('adminSecretArn')} or both {reader.key('adminUsername')} and "
             f"{reader.key('adminPassword')} (secret) are required"
         )
-    role = reader.string("roleName", "umami_user", check=role_problem)
+    role = reader.string("roleName", DEFAULT_ROLE, check=role_problem)
     if admin_username and role == admin_username:
-        reader.fail("roleName", role, "is the admin role; use a dedicated role such as umami_user")
+        reader.fail("roleName", role, f"is the admin role; use a dedicated role such as {DEFAULT_ROLE}")
     app_roles = reader.object("applicationRoles", list, [])
     for app_role in app_roles:
         problem = identifier_problem(app_role) if isinstance(app_role, str) else "is not a role name"
@@ -602,7 +602,7 @@ def read_database(reader: Reader, deploy_service: bool = True) -> DatabaseConfig
         admin_secret_arn=admin_secret_arn,
         admin_username=admin_username,
         admin_password=admin_password,
-        schema=reader.string("schemaName", "umami", check=schema_problem),
+        schema=reader.string("schemaName", DEFAULT_SCHEMA, check=schema_problem),
         role=role,
         connection_limit=read_connection_limit(reader, budget),
         statement_timeout_ms=reader.integer("statementTimeoutMs", 30_000, 0, 3_600_000, " ms"),
@@ -719,10 +719,10 @@ def read_size(reader: Reader) -> tuple[int, int]:
     """Task CPU units and memory MiB, only as the story's Fargate combinations."""
     cpu = reader.integer("cpu", 256, 1, 16384)
     memory = reader.integer("memory", 512, 1, 122880)
-    if cpu not in FARGATE_SIZES:
+    if cpu not in MEMORY_BY_CPU:
         reader.fail("cpu", cpu, "is not a Fargate size in the story's range; use 256 (memory 512 or 1024) or 512 (memory 1024)")
-    elif memory not in FARGATE_SIZES[cpu]:
-        allowed = " or ".join(str(m) for m in FARGATE_SIZES[cpu])
+    elif memory not in MEMORY_BY_CPU[cpu]:
+        allowed = " or ".join(str(m) for m in MEMORY_BY_CPU[cpu])
         reader.fail("memory", memory, f"is not a Fargate size for cpu {cpu} in the story's range; use {allowed}")
     return cpu, memory
 
@@ -830,7 +830,7 @@ def unknown_key_problems(reader: Reader) -> list[str]:
     for name in configured_keys(reader.config.name):
         if name in KNOWN_KEYS:
             continue
-        value = "[secret]" if reader.is_secret(name) else show(reader.config.get(name))
+        value = SECRET_MASK if reader.is_secret(name) else show(reader.config.get(name))
         nearest = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.6)
         hint = (f"did you mean {reader.key(by_lower[nearest[0]])}?" if nearest
                 else "see Pulumi.dev.yaml or README for the keys this stack reads")

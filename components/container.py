@@ -18,13 +18,13 @@ import shlex
 from typing import Any
 
 from components.tls import CONTAINER_CA_PATH
+from facts import HEARTBEAT_PATH
 
 CONTAINER_NAME = "umami"
 CONTAINER_PORT = 3000
-HEALTH_PATH = "/api/heartbeat"
 LOG_STREAM_PREFIX = "umami"
 # Umami's /api/heartbeat answers without touching the database, so the check says "the server is up".
-HEALTH_COMMAND = ["CMD-SHELL", f"curl -f http://localhost:{CONTAINER_PORT}{HEALTH_PATH} || exit 1"]
+HEALTH_COMMAND = ["CMD-SHELL", f"curl -f http://localhost:{CONTAINER_PORT}{HEARTBEAT_PATH} || exit 1"]
 # ECS allows a start period of at most 300 s; the service's grace period covers longer migrations.
 MAX_START_PERIOD = 300
 

@@ -17,7 +17,8 @@ import pulumi
 import pulumi_aws as aws
 
 from components.config import NetworkConfig
-from components.container import CONTAINER_PORT, HEALTH_PATH
+from components.container import CONTAINER_PORT
+from facts import HEARTBEAT_PATH
 
 DEREGISTRATION_DELAY_SECONDS = 30
 CONDITION_VALUES_PER_RULE = 5
@@ -80,7 +81,7 @@ def load_balancer(name: str, *, network: NetworkConfig, security_group_id: pulum
         deregistration_delay=DEREGISTRATION_DELAY_SECONDS,
         health_check=aws.lb.TargetGroupHealthCheckArgs(
             enabled=True,
-            path=HEALTH_PATH,  # never "/": Umami answers it with a 307
+            path=HEARTBEAT_PATH,  # never "/": Umami answers it with a 307
             matcher="200",
             protocol="HTTP",
             port="traffic-port",

@@ -12,6 +12,7 @@ import pulumi_aws as aws
 from components.alarms import AlarmSpec, Watched, alarm_specs, aurora_targets
 from components.config import DatabaseConfig, MonitoringConfig
 from components.dashboard import dashboard_body
+from facts import resource_base_name
 
 
 class UmamiMonitoring(pulumi.ComponentResource):
@@ -30,7 +31,7 @@ class UmamiMonitoring(pulumi.ComponentResource):
                  watched: Watched, tags: dict[str, str], opts: pulumi.ResourceOptions | None = None):
         super().__init__("umami:monitoring:UmamiMonitoring", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        prefix = f"umami-{environment}"
+        prefix = resource_base_name(environment)
 
         self.topic = aws.sns.Topic(
             f"{name}-alarms",

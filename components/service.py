@@ -25,17 +25,13 @@ from components.discovery import service_registry
 from components.iam import task_roles
 from components.loadbalancer import load_balancer
 from components.network import security_groups
+from facts import resource_base_name
 
 DESIRED_COUNT = 1
 HTTPS_WARNING = (
     "No umami:certificateArn is configured: the load balancer serves plain HTTP, so logins and "
     "tracking data cross the network unencrypted. Set umami:certificateArn and umami:domainName."
 )
-
-
-def resource_base_name(environment: str) -> str:
-    """The readable name shared by the cluster, service, task family and log group of one stack."""
-    return f"umami-{environment}"
 
 
 def service_url(network: NetworkConfig, alb_dns_name: pulumi.Input[str]) -> pulumi.Output[str]:

@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-SSL_MODES = ("disable", "require", "verify-ca", "verify-full")
-VERIFYING_MODES = ("verify-ca", "verify-full")
+from facts import STACK_SSL_MODES as SSL_MODES
+from facts import VERIFYING_SSL_MODES as VERIFYING_MODES  # noqa: F401  (re-exported)
+
 RDS = "rds"
 RDS_CA_DIR = Path(__file__).resolve().parent / "rds_ca"
 CONTAINER_CA_PATH = "/tmp/umami-db-ca.pem"  # /tmp: writable by the image's non-root user

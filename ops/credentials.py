@@ -72,16 +72,16 @@ def _remove(path: str) -> None:
 def outputs_target(outputs: StackOutputs, user: str, *, host: str | None = None, port: int | None = None,
                    password: str | None = None, passfile: str | None = None) -> Target:
     """A login to the outputs' database with their TLS rules; `host`/`port` are a tunnel."""
-    verifying = outputs.db_sslmode in VERIFYING_MODES and outputs.db_ca_bundle
-    target = Target(host=outputs.db_host, port=outputs.db_port, dbname=outputs.db_name, user=user,
-                    password=password, passfile=passfile, sslmode=outputs.db_sslmode,
-                    sslrootcert=ca_file(outputs.db_ca_bundle) if verifying else None)
+    verifying = outputs.database.sslmode in VERIFYING_MODES and outputs.database.ca_bundle
+    target = Target(host=outputs.database.host, port=outputs.database.port, dbname=outputs.database.name, user=user,
+                    password=password, passfile=passfile, sslmode=outputs.database.sslmode,
+                    sslrootcert=ca_file(outputs.database.ca_bundle) if verifying else None)
     return target.through(host, port)
 
 
 def rehearsal_passfile(outputs: StackOutputs) -> str | None:
     """The rehearsal's passfile, unless PGPASSFILE already names one."""
-    passfile = outputs.get("rehearsalPassfile")
+    passfile = outputs.rehearsal_passfile
     if os.environ.get("PGPASSFILE") or not isinstance(passfile, str) or not passfile:
         return None
     return passfile
@@ -113,17 +113,17 @@ def umami_target(outputs: StackOutputs, *, host: str | None = None, port: int | 
     `host`/`port` override the outputs (an SSH/SSM tunnel). `secret`: the credentials
     document already read (so Secrets Manager is asked once per run).
     """
-    target = outputs_target(outputs, outputs.db_role, host=host, port=port)
+    target = outputs_target(outputs, outputs.database.role, host=host, port=port)
     password = os.environ.get(ENV_UMAMI_PASSWORD)
     if password:
         return replace(target, password=password), f"environment {ENV_UMAMI_PASSWORD}"
     if outputs.rehearsal:
         return replace(target, passfile=rehearsal_passfile(outputs)), passfile_label()
-    secret = secret or read_secret_json(outputs.db_secret_arn, region or outputs.get("awsRegion"))
+    secret = secret or read_secret_json(outputs.secrets.db_secret_arn, region or outputs.aws_region)
     password = secret.values.get("password")
     if not isinstance(password, str) or not password:
-        raise OpsError(f"secret {outputs.db_secret_arn} has no password")
-    return replace(target, password=password), f"secret {outputs.db_secret_arn}"
+        raise OpsError(f"secret {outputs.secrets.db_secret_arn} has no password")
+    return replace(target, password=password), f"secret {outputs.secrets.db_secret_arn}"
 
 
 def admin_target(outputs: StackOutputs, *, host: str | None = None, port: int | None = None,
@@ -136,15 +136,15 @@ def admin_target(outputs: StackOutputs, *, host: str | None = None, port: int | 
     if dsn:
         return target_from_dsn(dsn).through(host, port), f"environment {ENV_ADMIN_DSN}"
     if outputs.rehearsal:
-        if not outputs.db_admin_role:
+        if not outputs.database.admin_role:
             return None
-        return outputs_target(outputs, outputs.db_admin_role, host=host, port=port,
+        return outputs_target(outputs, outputs.database.admin_role, host=host, port=port,
                               passfile=rehearsal_passfile(outputs)), passfile_label()
-    if not outputs.admin_secret_arn or not read_secrets:
+    if not outputs.secrets.admin_secret_arn or not read_secrets:
         return None
-    secret = read_secret_json(outputs.admin_secret_arn, region or outputs.get("awsRegion"))
+    secret = read_secret_json(outputs.secrets.admin_secret_arn, region or outputs.aws_region)
     user, password = secret.values.get("username"), secret.values.get("password")
     if not user or not password:
-        raise OpsError(f"admin secret {outputs.admin_secret_arn} lacks username or password")
+        raise OpsError(f"admin secret {outputs.secrets.admin_secret_arn} lacks username or password")
     return (outputs_target(outputs, user, host=host, port=port, password=password),
-            f"secret {outputs.admin_secret_arn}")
+            f"secret {outputs.secrets.admin_secret_arn}")

@@ -13,6 +13,8 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg import conninfo as pg_conninfo
 
+from facts import LIBPQ_SSL_MODES as SSL_MODES
+from facts import VERIFYING_SSL_MODES as VERIFYING_MODES  # noqa: F401  (re-exported)
 from ops.errors import OpsError
 
 APPLICATION_NAME = "umami-ops"
@@ -34,8 +36,6 @@ def redact(text: str) -> str:
     return _KV_PASSWORD.sub(r"\1***", text)
 
 
-SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
-VERIFYING_MODES = ("verify-ca", "verify-full")
 # Keywords Target holds as fields; every other libpq keyword of a DSN travels in `params`.
 _FIELDS = ("host", "port", "dbname", "user", "password", "sslmode", "passfile", "sslrootcert")
 

@@ -13,6 +13,7 @@ import hashlib
 import json
 from typing import Any, Callable
 
+from facts import DEFAULT_REGION
 from ops.program import Handler, Resource
 
 ACCOUNT = "123456789012"
@@ -36,7 +37,7 @@ def deterministic_password(resource: Resource) -> str:
 class OfflineHandler(Handler):
     """Plausible state for AWS, random and postgresql resources; `region` names fake ARNs."""
 
-    def __init__(self, region: str = "eu-west-1",
+    def __init__(self, region: str = DEFAULT_REGION,
                  random_value: Callable[[Resource], str] = deterministic_password,
                  admin_secret: dict[str, str] | None = None):
         self.region = region

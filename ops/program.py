@@ -27,12 +27,12 @@ from pulumi.runtime import mocks, rpc, settings
 from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.stack import run_in_stack
 
+from facts import SECRET_MASK as MASK
 from ops.errors import OpsError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SECRET_SIG = rpc._special_sig_key  # "4dabf18193072939515e22adb298388d"
 SECRET_VALUE = rpc._special_secret_sig
-MASK = "[secret]"
 
 
 @dataclass

@@ -25,13 +25,13 @@ from typing import Any, Callable, Iterator
 import psycopg
 from psycopg import sql
 
+from facts import PG_DEFAULT_PRIVILEGES as DEFAULT_PRIVILEGES
+from facts import PG_EXTENSION as EXTENSION
+from facts import PG_GRANT as GRANT
+from facts import PG_ROLE as ROLE
+from facts import PG_SCHEMA as SCHEMA
 from ops.db import one_line, redact
 
-ROLE = "postgresql:index/role:Role"
-SCHEMA = "postgresql:index/schema:Schema"
-GRANT = "postgresql:index/grant:Grant"
-DEFAULT_PRIVILEGES = "postgresql:index/defaultPrivileges:DefaultPrivileges"
-EXTENSION = "postgresql:index/extension:Extension"
 
 # Inputs whose change forces a replacement (ForceNew in the resource schemas:
 # resourcePostgreSQLSchema, resourcePostgreSQLGrant, resourcePostgreSQLDefaultPrivileges,
@@ -289,7 +289,8 @@ class Provider:
         password = inputs.get("password") or ""
         if password:
             if password.upper() == "NULL":
-                options.append(sql.SQL("PASSWORD NULL")); shown.append(sql.SQL("PASSWORD NULL"))
+                options.append(sql.SQL("PASSWORD NULL"))
+                shown.append(sql.SQL("PASSWORD NULL"))
             else:
                 encrypted = sql.SQL("ENCRYPTED" if inputs.get("encryptedPassword", True) else "UNENCRYPTED")
                 options.append(sql.SQL("{} PASSWORD {}").format(encrypted, sql.Literal(password)))

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 
 import psycopg
 
+from facts import PG_ROLE, SECRET_VERSION
 from ops.checks.base import Severity
 from ops.checks.context import SecretSource
 from ops.db import Target, one_line
@@ -22,7 +23,6 @@ from ops.outputs import parse_outputs
 from ops.report import render
 from ops.verify import run_verification
 
-SECRET_VERSION = "aws:secretsmanager/secretVersion:SecretVersion"
 
 
 @dataclass
@@ -62,15 +62,15 @@ def stored_credentials(run) -> dict:
 
 def check_rehearsal(result) -> int:
     """Print the closing proof of a finished rehearsal; 0 when the role works and isolation holds."""
-    role = result.run.one("postgresql:index/role:Role").inputs
+    role = result.run.one(PG_ROLE).inputs
     admin = result.db.admin
     # Same server and TLS rules (sslmode, CA, every DSN parameter) as the admin's login.
     # The role's own `password` input is a SCRAM verifier: log in with the generated password.
     umami = replace(admin, user=role["name"], password=result.role_password, passfile=None)
-    probe = probe_work_in_schema(umami, result.outputs["dbSchema"])
+    outputs = parse_outputs(result.outputs, str(result.outputs_path))
+    probe = probe_work_in_schema(umami, outputs.database.schema)
     print(f"as {umami.describe()} (real login, search_path from the role):")
     print(f"  {'PASS' if probe.passed else 'FAIL'}  {probe.name}: {probe.evidence}")
-    outputs = parse_outputs(result.outputs, str(result.outputs_path))
     report = run_verification(outputs, umami=umami, admin=admin, include_aws=False,
                               secret=SecretSource("the credentials document the stack stores",
                                                   stored_credentials(result.run)),

@@ -1,7 +1,7 @@
 """Offline rehearsal: the unchanged Pulumi program against a real PostgreSQL, no cloud.
 
     python -m ops.rehearse --stack dev [--dsn URL] [--refresh] [--preview] [--destroy]
-                           [--outputs FILE] [--set KEY=VALUE] [--umami-env FILE]
+                           [--write-outputs FILE] [--set KEY=VALUE] [--umami-env FILE]
                            [--lock-timeout MS] [--statement-timeout MS]
     python -m ops.rehearse --stack dev --stop       # stop the throwaway cluster
 
@@ -64,8 +64,12 @@ from typing import Any
 
 import psycopg
 
+from facts import CONFIG_NAMESPACE as NAMESPACE
+from facts import DEFAULT_REGION, SECRET_MASK
+from facts import RANDOM_PASSWORD as PASSWORD_RESOURCE
 from ops import pgcluster
 from ops.checks.destroy import dependents_outside, owned_outside
+from ops import cli
 from ops.cli import progress
 from ops.db import Target, connect, one_line, redact, target_from_dsn
 from ops.errors import OpsError
@@ -77,9 +81,7 @@ from ops.provider_sql import (DELETE_BEFORE_REPLACE, EXTENSION, FORCE_NEW, ROLE,
                               Change, Provider, ProviderConnection, Timeouts, normalized)
 from ops.umami_env import write_umami_env
 
-NAMESPACE = "umami"
 STATE_ROOT = PROJECT_ROOT / ".rehearsal"
-PASSWORD_RESOURCE = "random:index/randomPassword:RandomPassword"
 # Failures that mean "could not run" (exit 2): a lock or statement timeout, a cancel, a read-only
 # or full database, too many connections.
 PAST = {"create": "created", "update": "updated", "replace": "replaced"}
@@ -325,7 +327,7 @@ def run_stack(stack: str, db: Database, state: State, overrides: dict[str, str]
               ) -> tuple[ProgramRun, RehearsalHandler, dict[str, Any]]:
     """Run the program under mocks (nothing is applied while it runs)."""
     config, secret_keys = rehearsal_config(stack, db, overrides)
-    region = str(config.get("aws:region", "eu-west-1"))
+    region = str(config.get("aws:region", DEFAULT_REGION))
     handler = RehearsalHandler(state, region, {"username": db.admin.user, "password": db.admin.password or ""})
     try:
         run = run_program(handler, stack=stack, config=config, secret_keys=secret_keys)
@@ -412,7 +414,7 @@ class PlanItem:
 
 def _show(key: str, value: Any) -> str:
     if key == "password":
-        return "[secret]"
+        return SECRET_MASK
     return json.dumps(value, default=str)
 
 
@@ -825,7 +827,7 @@ def rehearse(stack: str, *, dsn: str | None = None, outputs_path: Path | None = 
              refresh: bool = False, preview: bool = False, timeouts: Timeouts = Timeouts(),
              umami_env: Path | None = None) -> Rehearsal:
     base, db = _prepare(stack, dsn, state_root)
-    for path, option in ((outputs_path, "--outputs"), (umami_env, "--umami-env")):
+    for path, option in ((outputs_path, "--write-outputs"), (umami_env, "--umami-env")):
         if path is not None:
             check_writable(path, option)
     with StateLock(base, stack):
@@ -941,16 +943,32 @@ class OneLineParser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+class _OutputsReads(argparse.Action):
+    """--outputs reads in every command; the rehearsal writes its outputs with --write-outputs."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.error(f"--outputs reads stack outputs in every command; to write them here use --write-outputs {values}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(prog="python -m ops.rehearse", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--stack", required=True, help="stack whose Pulumi.<stack>.yaml to rehearse")
+    cli.add_common_arguments(
+        parser, example="python -m ops.rehearse --stack dev --write-outputs /tmp/outputs.json",
+        environment=("PGPASSWORD, PGPASSFILE", "PG_BIN"),
+        exit_codes={0: "rehearsed (or previewed, destroyed, stopped) and isolation confirmed",
+                    1: "a step failed (what committed before it is listed) or a rehearsal check failed",
+                    130: "interrupted (SIGINT/SIGTERM): the current step rolled back"})
+    parser.add_argument("--stack", required=True, metavar="NAME", help="stack whose Pulumi.<stack>.yaml to rehearse")
     parser.add_argument("--dsn", help="admin DSN of an existing database (default: a throwaway local one); "
                                       "without a password, PGPASSWORD or the libpq passfile supplies it")
     parser.add_argument("--destroy", action="store_true", help="delete what the state holds (pulumi destroy)")
     parser.add_argument("--refresh", action="store_true", help="read the catalog first and show drift (pulumi up --refresh)")
     parser.add_argument("--preview", action="store_true", help="print the plan; change nothing")
-    parser.add_argument("--outputs", type=Path, help="where to write the stack outputs JSON")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    parser.add_argument("--write-outputs", type=Path, metavar="FILE",
+                        help="where to write the stack outputs JSON (default .rehearsal/<stack>/outputs.json)")
+    parser.add_argument("--outputs", action=_OutputsReads, help=argparse.SUPPRESS)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. umami:schemaName=analytics (repeatable)")
     parser.add_argument("--stop", action="store_true", help="stop the throwaway cluster of this stack")
     parser.add_argument("--state-root", type=Path, metavar="DIR",
                         help="keep the state under DIR/<stack> instead of .rehearsal/ (one state per database)")
@@ -961,7 +979,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--umami-env", type=Path, metavar="FILE",
                         help="also write the Umami container's environment as a dotenv file (mode 0600), "
                              "with the CA bundle beside it, to run Umami locally against the rehearsal")
-    args = parser.parse_args(argv)
+    args = cli.parse_args(parser, argv)
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     # The program's warnings (pulumi.log.warn) belong to the report on stdout: stderr keeps one error line.
     warnings = logging.StreamHandler(sys.stdout)
@@ -1013,7 +1031,7 @@ def run_command(args: argparse.Namespace) -> int:
             return 0
         print("destroy FAILED: see the failed resources above; already done: " + (", ".join(result.done) or "nothing"))
         return 1
-    result = rehearse(args.stack, dsn=args.dsn, outputs_path=args.outputs, overrides=overrides,
+    result = rehearse(args.stack, dsn=args.dsn, outputs_path=args.write_outputs, overrides=overrides,
                       refresh=args.refresh, preview=args.preview, timeouts=timeouts, umami_env=args.umami_env,
                       state_root=args.state_root)
     if result.drift:

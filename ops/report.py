@@ -7,15 +7,18 @@ Nothing here ever holds a secret: evidence is written by the checks without one.
 
 from __future__ import annotations
 
-import json
 import xml.etree.ElementTree as ET
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from ops import reporting
 from ops.checks.base import CheckResult, Severity, Status
+from ops.reporting import aligned, markdown, markdown_row, markdown_table_head, text, xml
 
 FORMATS = ("text", "json", "markdown", "junit")
+JSON_FORMAT = "umami-ops-verify-report"
+JSON_VERSION = 1
 
 
 @dataclass
@@ -66,26 +69,26 @@ def _evidence_lines(result: CheckResult) -> list[str]:
 # -- text ---------------------------------------------------------------------------
 
 def render_text(report: Report, fail_on: Severity) -> str:
-    lines = [f"ops.verify: {report.target}", f"outputs: {report.source}"]
-    lines += [f"ran as: {what}: {who}" for what, who in report.sessions.items()]
+    """One line per finding: every value is escaped with `reporting.text`, so none can add a line."""
+    lines = [f"ops.verify: {text(report.target)}", f"outputs: {text(report.source)}"]
+    lines += [f"ran as: {text(what)}: {text(who)}" for what, who in report.sessions.items()]
     if report.application_roles_origin:
-        roles = ", ".join(report.application_roles) or "none"
-        lines.append(f"application roles: {roles} ({report.application_roles_origin})")
-    lines += [f"note: {n}" for n in report.notes]
-    family = None
+        roles = ", ".join(text(r) for r in report.application_roles) or "none"
+        lines.append(f"application roles: {roles} ({text(report.application_roles_origin)})")
+    lines += [f"note: {text(n)}" for n in report.notes]
+    families: dict[str, list[CheckResult]] = {}
     for result in report.results:
-        if result.family != family:
-            family = result.family
-            header = f"as {result.ran_as}" if result.ran_as else "not run"
-            lines += ["", f"{family}  [{header}]", f"  {'ID':<8} {'SEVERITY':<9} {'RESULT':<8} CHECK / EVIDENCE"]
-        evidence = _evidence_lines(result)
-        status = result.status.value.upper() if result.status == Status.FAIL else result.status.value
-        lines.append(f"  {result.check.id:<8} {_severity_label(result):<9} {status:<8} "
-                     f"{result.check.title}")
-        for line in evidence:
-            lines.append(f"  {'':<8} {'':<9} {'':<8}   {line}")
-        if result.status == Status.FAIL:
-            lines.append(f"  {'':<8} {'':<9} {'':<8}   fix: {result.check.remediation}")
+        families.setdefault(result.family, []).append(result)
+    for family, results in families.items():
+        header = f"as {text(results[0].ran_as)}" if results[0].ran_as else "not run"
+        rows = [("ID", "SEVERITY", "RESULT", "CHECK / EVIDENCE")]
+        for result in results:
+            status = result.status.value.upper() if result.status == Status.FAIL else result.status.value
+            rows.append((text(result.check.id), _severity_label(result), status, text(result.check.title)))
+            rows += [("", "", "", f"  {text(line)}") for line in _evidence_lines(result)]
+            if result.status == Status.FAIL:
+                rows.append(("", "", "", f"  fix: {text(result.check.remediation)}"))
+        lines += ["", f"{text(family)}  [{header}]"] + aligned(rows, widths=(8, 9, 8), gap=" ")
     lines += ["", f"summary: {report.summary(fail_on)}"]
     return "\n".join(lines) + "\n"
 
@@ -93,7 +96,7 @@ def render_text(report: Report, fail_on: Severity) -> str:
 # -- json ---------------------------------------------------------------------------
 
 def as_dict(report: Report, fail_on: Severity) -> dict[str, Any]:
-    return {
+    return reporting.envelope(JSON_FORMAT, JSON_VERSION, {
         "target": report.target,
         "source": report.source,
         "ranAs": report.sessions,
@@ -116,26 +119,23 @@ def as_dict(report: Report, fail_on: Severity) -> dict[str, Any]:
             "findings": [{"severity": f.severity.label, "subject": f.subject, "evidence": f.evidence}
                          for f in r.findings],
         } for r in report.results],
-    }
+    })
 
 
 def render_json(report: Report, fail_on: Severity) -> str:
-    return json.dumps(as_dict(report, fail_on), indent=2) + "\n"
+    return reporting.dumps(as_dict(report, fail_on))
 
 
 # -- markdown -----------------------------------------------------------------------
 
-def _cell(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
-
-
 def _markdown_table(results: list[CheckResult]) -> list[str]:
-    lines = ["| ID | Check | Severity | Result | Evidence | Remediation |", "| --- | --- | --- | --- | --- | --- |"]
+    lines = markdown_table_head(("ID", "Check", "Severity", "Result", "Evidence", "Remediation"))
     for r in results:
-        evidence = "<br>".join(_cell(e) for e in _evidence_lines(r)) or "-"
-        fix = _cell(r.check.remediation) if r.status == Status.FAIL else ""
+        evidence = "<br>".join(markdown(e) for e in _evidence_lines(r)) or "-"
+        fix = markdown(r.check.remediation) if r.status == Status.FAIL else ""
         result = f"**{r.status.value}**" if r.status == Status.FAIL else r.status.value
-        lines.append(f"| {r.check.id} | {_cell(r.check.title)} | {_severity_label(r)} | {result} | {evidence} | {fix} |")
+        lines.append(markdown_row((markdown(r.check.id), markdown(r.check.title), _severity_label(r), result,
+                                   evidence, fix)))
     return lines
 
 
@@ -143,12 +143,12 @@ def render_markdown(report: Report, fail_on: Severity) -> str:
     """Findings first (a table), passed and not-run checks folded away: fit for a PR comment."""
     failing = report.failing(fail_on)
     mark = ":x:" if failing else ":white_check_mark:"
-    lines = [f"### {mark} ops.verify: {_cell(report.target)}", "", f"**{report.summary(fail_on)}**", ""]
-    lines += [f"- ran as `{who}`: {what}" for what, who in report.sessions.items()]
+    lines = [f"### {mark} ops.verify: {markdown(report.target)}", "", f"**{report.summary(fail_on)}**", ""]
+    lines += [f"- ran as {reporting.markdown_code(who)}: {markdown(what)}" for what, who in report.sessions.items()]
     if report.application_roles_origin:
-        lines.append(f"- application roles: {', '.join(report.application_roles) or 'none'} "
-                     f"({report.application_roles_origin})")
-    lines += [f"- note: {_cell(n)}" for n in report.notes]
+        lines.append(f"- application roles: {', '.join(markdown(r) for r in report.application_roles) or 'none'} "
+                     f"({markdown(report.application_roles_origin)})")
+    lines += [f"- note: {markdown(n)}" for n in report.notes]
     found = [r for r in report.results if r.status in (Status.FAIL, Status.INFO)]
     passed = [r for r in report.results if r.status == Status.PASS]
     not_run = [r for r in report.results if r.status in (Status.SKIPPED, Status.NOT_APPLICABLE)]
@@ -157,7 +157,7 @@ def render_markdown(report: Report, fail_on: Severity) -> str:
         lines += ["", f"<details><summary>{len(passed)} passed</summary>", ""] + _markdown_table(passed) + ["", "</details>"]
     if not_run:
         lines += ["", f"<details><summary>{len(not_run)} skipped or not applicable</summary>", ""]
-        lines += [f"- {r.check.id} ({r.status.value}): {_cell(r.reason or '')}" for r in not_run]
+        lines += [f"- {markdown(r.check.id)} ({r.status.value}): {markdown(r.reason or '')}" for r in not_run]
         lines += ["", "</details>"]
     return "\n".join(lines) + "\n"
 
@@ -165,6 +165,7 @@ def render_markdown(report: Report, fail_on: Severity) -> str:
 # -- junit --------------------------------------------------------------------------
 
 def render_junit(report: Report, fail_on: Severity) -> str:
+    """Well-formed whatever the names hold: values pass through `reporting.xml`, evidence one line each."""
     root = ET.Element("testsuites", name="ops.verify")
     by_family: dict[str, list[CheckResult]] = {}
     for r in report.results:
@@ -173,21 +174,22 @@ def render_junit(report: Report, fail_on: Severity) -> str:
     for family, results in by_family.items():
         failures = sum(1 for r in results if r in report.failing(fail_on))
         skipped = sum(1 for r in results if r.status in (Status.SKIPPED, Status.NOT_APPLICABLE))
-        suite = ET.SubElement(root, "testsuite", name=family, tests=str(len(results)),
+        suite = ET.SubElement(root, "testsuite", name=xml(family), tests=str(len(results)),
                               failures=str(failures), errors="0", skipped=str(skipped))
         totals.update(tests=len(results), failures=failures, skipped=skipped)
         for r in results:
-            case = ET.SubElement(suite, "testcase", classname=f"ops.verify.{family}", name=f"{r.check.id} {r.check.title}")
-            evidence = "\n".join(_evidence_lines(r))
+            case = ET.SubElement(suite, "testcase", classname=xml(f"ops.verify.{family}"),
+                                 name=xml(f"{r.check.id} {r.check.title}"))
+            evidence = "\n".join(xml(text(line)) for line in _evidence_lines(r))
             if r.status in (Status.SKIPPED, Status.NOT_APPLICABLE):
-                ET.SubElement(case, "skipped", message=f"{r.status.value}: {r.reason or ''}")
+                ET.SubElement(case, "skipped", message=xml(f"{r.status.value}: {r.reason or ''}"))
             elif r in report.failing(fail_on):
-                failure = ET.SubElement(case, "failure", message=f"{_severity_label(r)}: {r.check.title}",
+                failure = ET.SubElement(case, "failure", message=xml(f"{_severity_label(r)}: {r.check.title}"),
                                         type=_severity_label(r))
-                failure.text = f"{evidence}\nfix: {r.check.remediation}"
+                failure.text = f"{evidence}\nfix: {xml(r.check.remediation)}"
             if r.ran_as or (evidence and r.status not in (Status.SKIPPED, Status.NOT_APPLICABLE)):
                 out = ET.SubElement(case, "system-out")
-                out.text = f"ran as: {r.ran_as or '-'}\n{evidence}".strip()
+                out.text = f"ran as: {xml(r.ran_as or '-')}\n{evidence}".strip()
     for key in ("tests", "failures", "skipped"):
         root.set(key, str(totals[key]))
     root.set("errors", "0")

@@ -17,12 +17,11 @@ import json
 from pathlib import Path
 from urllib.parse import quote
 
+from facts import SECRET_VERSION, TASK_DEFINITION
 from ops.errors import OpsError
 from ops.program import ProgramRun
 from ops.private_file import write_private
 
-TASK_DEFINITION = "aws:ecs/taskDefinition:TaskDefinition"
-SECRET_VERSION = "aws:secretsmanager/secretVersion:SecretVersion"
 CA_CONTENT_VARIABLE = "UMAMI_DB_CA_PEM"
 CA_PATH_VARIABLE = "NODE_EXTRA_CA_CERTS"
 LOCAL_CA_NAME = "umami-db-ca.pem"

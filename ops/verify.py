@@ -39,6 +39,7 @@ from ops.checks import ALL_CHECKS, DEFAULT_CHECKS, FAMILIES, Family
 from ops.checks.base import CheckResult, NotApplicable, Severity, Status, result_from_findings
 from ops.checks.context import Context, SecretSource
 from ops.db import Target, connect, redact, redact_url
+from ops import cli
 from ops.cli import progress, run_command_line
 from ops.errors import OpsError
 from ops.outputs import StackOutputs, load
@@ -117,8 +118,8 @@ def run_verification(outputs: StackOutputs, *, umami: Target, admin: Target | No
         results = [r for family in FAMILIES if not family.opt_in or any(c.id in selected for c in family.checks)
                    for r in _run_family(family, ctx, selected)]
         report = Report(results=results, source=source or ("rehearsal outputs" if outputs.rehearsal else "stack outputs"),
-                        target=f"role {outputs.db_role}, schema {outputs.db_schema} in "
-                               f"{outputs.db_name} at {umami.host}:{umami.port}")
+                        target=f"role {outputs.database.role}, schema {outputs.database.schema} in "
+                               f"{outputs.database.name} at {umami.host}:{umami.port}")
         _describe_sessions(report, ctx, results)
     except psycopg.Error as exc:
         reason = redact(str(exc)).strip().splitlines()
@@ -174,20 +175,20 @@ def resolve_logins(outputs: StackOutputs, host: str | None, port: int | None, *,
     if outputs.rehearsal or env_password or not aws:
         if not (outputs.rehearsal or env_password):
             raise OpsError(f"--no-aws needs {credentials.ENV_UMAMI_PASSWORD}: the umami password is otherwise "
-                           f"read from Secrets Manager ({outputs.db_secret_arn})")
+                           f"read from Secrets Manager ({outputs.secrets.db_secret_arn})")
         read_secrets, document, secret = False, None, None
         why = f"the umami password comes from {credentials.ENV_UMAMI_PASSWORD}" if env_password else "--no-aws"
         secret_reason = "" if outputs.rehearsal else f"{why}: Secrets Manager is not read"
     else:
         read_secrets, secret_reason, why = True, "", ""
-        document = credentials.read_secret_json(outputs.db_secret_arn, outputs.get("awsRegion"))
-        secret = SecretSource(label=f"secret {outputs.db_secret_name or outputs.db_secret_arn}",
+        document = credentials.read_secret_json(outputs.secrets.db_secret_arn, outputs.aws_region)
+        secret = SecretSource(label=f"secret {outputs.secrets.db_secret_name or outputs.secrets.db_secret_arn}",
                               document=document.values)
     umami, umami_source = credentials.umami_target(outputs, host=host, port=port, secret=document)
     logins = Logins(umami=umami, umami_source=umami_source, secret=secret, secret_reason=secret_reason)
     found = credentials.admin_target(outputs, host=host, port=port, read_secrets=read_secrets)
     if found is None:
-        if outputs.admin_secret_arn and secret_reason:
+        if outputs.secrets.admin_secret_arn and secret_reason:
             logins.notes.append(f"the admin secret is not read ({why}); the catalog audit runs as the admin "
                                 f"with {credentials.ENV_ADMIN_DSN}")
         return logins
@@ -211,25 +212,30 @@ def _ids(values: list[str]) -> list[str]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m ops.verify", description=__doc__.split("\n\n")[0])
+    cli.add_common_arguments(
+        parser, example="python -m ops.verify --outputs .rehearsal/dev/outputs.json --format markdown",
+        environment=("UMAMI_DB_PASSWORD", "UMAMI_ADMIN_DSN", "PGPASSFILE", "AWS_PROFILE, AWS_REGION, AWS_*",
+                     "PULUMI_*"),
+        exit_codes={0: "nothing at or above --fail-on (default high)", 1: "findings at or above --fail-on"})
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--stack", help="read `pulumi stack output --json --stack NAME`")
+    source.add_argument("--stack", metavar="NAME", help="read `pulumi stack output --json --stack NAME`")
     source.add_argument("--outputs", metavar="FILE", help="a JSON file of the stack outputs (e.g. the rehearsal's)")
-    parser.add_argument("--format", choices=FORMATS, default="text")
+    parser.add_argument("--format", choices=FORMATS, default="text", help="report format (default text)")
     parser.add_argument("--fail-on", choices=[s.label for s in Severity if s > Severity.INFO], default="high",
                         help="exit 1 when a finding is at or above this severity (default high)")
     parser.add_argument("--only", action="append", default=[], metavar="IDS",
                         help="comma-separated check ids or family names to run")
     parser.add_argument("--skip", action="append", default=[], metavar="IDS",
                         help="comma-separated check ids or family names to leave out")
-    parser.add_argument("--db-host", help="connect here instead of dbHost (an SSH/SSM tunnel)")
-    parser.add_argument("--db-port", type=int, help="connect to this port instead of dbPort")
+    parser.add_argument("--db-host", metavar="HOST", help="connect here instead of dbHost (an SSH/SSM tunnel)")
+    parser.add_argument("--db-port", type=int, metavar="PORT", help="connect to this port instead of dbPort (a tunnel)")
     parser.add_argument("--url", help="check Umami's heartbeat and default login here (also for a rehearsal)")
     parser.add_argument("--no-aws", action="store_true",
                         help="make no AWS call (needs UMAMI_DB_PASSWORD); checks that need AWS are not applicable")
     parser.add_argument("--http-timeout", type=float, default=10.0, metavar="SECONDS",
                         help="bound on each whole HTTP exchange: connect, headers and body (default 10)")
     parser.add_argument("--list", action="store_true", help="print every check (id, family, severity, title) and exit")
-    args = parser.parse_args(argv)
+    args = cli.parse_args(parser, argv)
     if not args.list and not (args.stack or args.outputs):
         parser.error("one of the arguments --stack --outputs is required")
     if args.http_timeout <= 0:
@@ -273,7 +279,7 @@ def run_command(args: argparse.Namespace) -> int:
     outputs = load(args.stack, args.outputs)
     include_aws = not outputs.rehearsal and not args.no_aws
     logins = resolve_logins(outputs, args.db_host, args.db_port, aws=not args.no_aws)
-    progress(f"verifying {outputs.db_role}/{outputs.db_schema} in {outputs.db_name} "
+    progress(f"verifying {outputs.database.role}/{outputs.database.schema} in {outputs.database.name} "
         f"({'rehearsal' if outputs.rehearsal else 'deployed stack'})")
     report = run_verification(outputs, umami=logins.umami, admin=logins.admin, include_aws=include_aws,
                               only=only, skip=skip, secret=logins.secret, umami_source=logins.umami_source,

@@ -7,7 +7,9 @@ Every invariant is mandatory: a violation stops `pulumi up`. The checks live in
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # the pack runs from any working directory
+PACK_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(PACK_DIR.parent))  # the repository root: `facts`, shared with the program and ops
+sys.path.insert(0, str(PACK_DIR))  # the pack runs from any working directory
 
 from pulumi_policy import EnforcementLevel, PolicyPack  # noqa: E402
 

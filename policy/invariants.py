@@ -5,8 +5,9 @@ Resource checks take `(resource_type, props)` as the policy engine sees them
 messages; an empty list means compliant or not applicable. Stack checks take
 `(urn, resource_type, props)` triples and return `(urn, message)` pairs.
 
-Only the standard library is used here: the policy pack runs in its own virtual
-environment with nothing but `pulumi-policy` installed. `props` may be plain
+Only the standard library is used here (and the repository's `facts`, standard
+library too, which the pack's `__main__` puts on the path): the policy pack runs
+in its own virtual environment with nothing but `pulumi-policy` installed. `props` may be plain
 dicts/lists or the engine's read-only mapping proxies, so the code relies on
 `Mapping`/`Sequence` only.
 """
@@ -19,23 +20,10 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-ECS_SERVICE = "aws:ecs/service:Service"
-TASK_DEFINITION = "aws:ecs/taskDefinition:TaskDefinition"
-TARGET_GROUP = "aws:lb/targetGroup:TargetGroup"
-LOAD_BALANCER = "aws:lb/loadBalancer:LoadBalancer"
-LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
-IAM_POLICY = "aws:iam/policy:Policy"
-IAM_ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
-IAM_ROLE = "aws:iam/role:Role"
-PG_ROLE = "postgresql:index/role:Role"
-PG_SCHEMA = "postgresql:index/schema:Schema"
-PG_EXTENSION = "postgresql:index/extension:Extension"
-PG_GRANT = "postgresql:index/grant:Grant"
-PG_DEFAULT_PRIVILEGES = "postgresql:index/defaultPrivileges:DefaultPrivileges"
+from facts import (ECS_SERVICE, FARGATE_SIZES, HEARTBEAT_PATH, IAM_POLICY, IAM_ROLE, IAM_ROLE_POLICY,
+                   LOAD_BALANCER, LOG_GROUP, PG_DEFAULT_PRIVILEGES, PG_EXTENSION, PG_GRANT, PG_ROLE, PG_SCHEMA,
+                   REQUIRED_TAGS, SECRET, SECURITY_GROUP, TARGET_GROUP, TASK_DEFINITION)
 
-ALLOWED_TASK_SIZES = ((256, 512), (256, 1024), (512, 1024))
-HEALTH_CHECK_PATH = "/api/heartbeat"
-REQUIRED_TAGS = ("Project", "Component", "Environment", "ManagedBy")
 # Secrets Umami reads; they must arrive through the task definition's `secrets`.
 UMAMI_SECRETS = ("DATABASE_URL", "APP_SECRET")
 STATEFUL_DATABASE_TYPES = (PG_SCHEMA, PG_ROLE, PG_EXTENSION)
@@ -43,7 +31,7 @@ STATEFUL_DATABASE_TYPES = (PG_SCHEMA, PG_ROLE, PG_EXTENSION)
 # The AWS types this stack declares that accept tags (SecretVersion, RolePolicy,
 # Dashboard, scaling policies, ... do not).
 TAGGABLE_TYPES = frozenset({
-    "aws:secretsmanager/secret:Secret",
+    SECRET,
     LOG_GROUP,
     "aws:cloudwatch/metricAlarm:MetricAlarm",
     "aws:sns/topic:Topic",
@@ -54,7 +42,7 @@ TAGGABLE_TYPES = frozenset({
     TARGET_GROUP,
     "aws:lb/listener:Listener",
     "aws:lb/listenerRule:ListenerRule",
-    "aws:ec2/securityGroup:SecurityGroup",
+    SECURITY_GROUP,
     "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
     "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule",
     IAM_ROLE,
@@ -130,9 +118,9 @@ def task_size_in_range(resource_type: str, props: Mapping[str, Any]) -> list[str
         size = (int(str(props.get("cpu"))), int(str(props.get("memory"))))
     except ValueError:
         size = None
-    if size in ALLOWED_TASK_SIZES:
+    if size in FARGATE_SIZES:
         return []
-    allowed = ", ".join(f"{c}/{m}" for c, m in ALLOWED_TASK_SIZES)
+    allowed = ", ".join(f"{c}/{m}" for c, m in FARGATE_SIZES)
     return [f"cpu={props.get('cpu')} memory={props.get('memory')} is outside the allowed cpu/memory: {allowed}"]
 
 
@@ -229,12 +217,12 @@ def heartbeat_health_check(resource_type: str, props: Mapping[str, Any]) -> list
         return []
     check = props.get("healthCheck")
     if not _is_map(check):
-        return [f"no healthCheck: the default path / answers 307; set healthCheck.path={HEALTH_CHECK_PATH}"]
+        return [f"no healthCheck: the default path / answers 307; set healthCheck.path={HEARTBEAT_PATH}"]
     problems = []
     if check.get("enabled") is False:
         problems.append("healthCheck.enabled is false")
-    if check.get("path") != HEALTH_CHECK_PATH:
-        problems.append(f"healthCheck.path={check.get('path')!r}; use {HEALTH_CHECK_PATH}")
+    if check.get("path") != HEARTBEAT_PATH:
+        problems.append(f"healthCheck.path={check.get('path')!r}; use {HEARTBEAT_PATH}")
     matcher = check.get("matcher")
     if matcher is not None and "200" not in re.split(r"[,\s]+", str(matcher)) and "200-" not in str(matcher):
         problems.append(f"healthCheck.matcher={matcher!r} does not accept 200, which the heartbeat returns")

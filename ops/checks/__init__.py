@@ -50,11 +50,11 @@ def _catalog(ctx: Context):
 
 def _probe_session(ctx: Context) -> probes.ProbeSession:
     app_roles = [r.name for r in ctx.catalog.principals.app_roles]
-    return probes.ProbeSession(ctx.umami_conn, ctx.outputs.db_schema, app_roles, ctx.probe_sample)
+    return probes.ProbeSession(ctx.umami_conn, ctx.outputs.database.schema, app_roles, ctx.probe_sample)
 
 
 def _schema_state(ctx: Context) -> schema_state.SchemaState:
-    return schema_state.load_state(ctx.umami_conn, ctx.outputs.db_schema, ctx.umami_version)
+    return schema_state.load_state(ctx.umami_conn, ctx.outputs.database.schema, ctx.umami_version)
 
 
 def _secret(ctx: Context) -> secret.SecretData:
@@ -74,9 +74,9 @@ def _connections(ctx: Context) -> connections.ConnectionData:
 
 
 def _destroy(ctx: Context) -> destroy.DestroyData:
-    return destroy.DestroyData(ctx.audit_conn, ctx.outputs.db_schema, ctx.outputs.db_role,
-                               ctx.outputs.db_admin_role or (ctx.admin.user if ctx.admin else None),
-                               destroy.drop_cascade_from_outputs(ctx.outputs.raw))
+    return destroy.DestroyData(ctx.audit_conn, ctx.outputs.database.schema, ctx.outputs.database.role,
+                               ctx.outputs.database.admin_role or (ctx.admin.user if ctx.admin else None),
+                               ctx.outputs.database.drop_schema_cascade)
 
 
 def _audit(ctx: Context) -> str:
@@ -95,12 +95,12 @@ def _aws_as(ctx: Context) -> str:
     http = f"HTTP to {redact_url(ctx.url)}" if ctx.url else "HTTP to the service URL"
     if not ctx.include_aws:
         return f"{http} (no AWS)"
-    return f"AWS APIs in {ctx.outputs.get('awsRegion') or 'the default region'} and {http}"
+    return f"AWS APIs in {ctx.outputs.aws_region or 'the default region'} and {http}"
 
 
 def _connections_as(ctx: Context) -> str:
     aws = "" if not ctx.include_aws else "; the ECS service and its autoscaling target"
-    reader = f"; {ctx.umami.user} at {ctx.outputs.db_reader_host}" if ctx.outputs.db_reader_host else ""
+    reader = f"; {ctx.umami.user} at {ctx.outputs.database.reader_host}" if ctx.outputs.database.reader_host else ""
     return f"{ctx.audit_role()}{aws}{reader}"
 
 

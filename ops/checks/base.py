@@ -9,30 +9,12 @@ findings. Families load their data once and evaluate all their checks on it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum, IntEnum
+from enum import Enum
 from typing import Any, Callable
 
+from ops.reporting import Severity  # the one severity model, shared with ops.preview
 
-class Severity(IntEnum):
-    """How bad a finding is; `info` never fails a run."""
-
-    INFO = 0
-    LOW = 1
-    MEDIUM = 2
-    HIGH = 3
-    CRITICAL = 4
-
-    @property
-    def label(self) -> str:
-        return self.name.lower()
-
-    @classmethod
-    def parse(cls, text: str) -> "Severity":
-        try:
-            return cls[text.strip().upper()]
-        except KeyError:
-            allowed = ", ".join(s.label for s in cls)
-            raise ValueError(f"severity {text!r} is not one of {allowed}") from None
+__all__ = ["Check", "CheckResult", "Finding", "NotApplicable", "Severity", "Status", "result_from_findings"]
 
 
 class Status(str, Enum):

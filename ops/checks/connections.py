@@ -75,10 +75,10 @@ class ConnectionData:
     def usage(self) -> RoleUsage:
         with self.ctx.audit_conn.transaction(force_rollback=True):
             row = self.ctx.audit_conn.execute(USAGE_SQL, {"ops": APPLICATION_NAME,
-                                                          "role": self.outputs.db_role}).fetchone()
+                                                          "role": self.outputs.database.role}).fetchone()
         if row is None:
-            raise NotApplicable(f"role {self.outputs.db_role} does not exist")
-        return RoleUsage(self.outputs.db_role, row[0], row[1], row[2])
+            raise NotApplicable(f"role {self.outputs.database.role} does not exist")
+        return RoleUsage(self.outputs.database.role, row[0], row[1], row[2])
 
     @cached_property
     def ceiling(self) -> TaskCeiling:
@@ -99,10 +99,10 @@ class ConnectionData:
     @property
     def budget(self) -> ConnectionBudget:
         """The stack's budget from the outputs, else the stack's defaults."""
-        if self.outputs.db_connection_budget:
-            return self.outputs.db_connection_budget
-        pool = self.outputs.db_pool_size or DEFAULT_POOL_SIZE
-        pools = 2 if self.outputs.db_reader_host else 1
+        if self.outputs.database.connection_budget:
+            return self.outputs.database.connection_budget
+        pool = self.outputs.database.pool_size or DEFAULT_POOL_SIZE
+        pools = 2 if self.outputs.database.reader_host else 1
         return ConnectionBudget(pool, pools, 0, MIGRATION_CONNECTIONS, OPS_HEADROOM, 0)
 
 
@@ -138,7 +138,7 @@ def limit_covers_ceiling(data: ConnectionData) -> list[Finding]:
     if b.max_tasks and b.max_tasks < ceiling.tasks:
         findings.append(Finding(Severity.MEDIUM, "dbConnectionBudget",
                                 f"the stack budgeted {b.max_tasks} tasks at once, the service can run {ceiling.tasks}"))
-    stack_limit = data.outputs.db_connection_limit
+    stack_limit = data.outputs.database.connection_limit
     if stack_limit is not None and stack_limit != usage.limit:
         findings.append(Finding(Severity.MEDIUM, usage.role, f"CONNECTION LIMIT {usage.limit} differs from the "
                                                              f"stack's dbConnectionLimit {stack_limit}"))
@@ -146,7 +146,7 @@ def limit_covers_ceiling(data: ConnectionData) -> list[Finding]:
 
 
 def reader_accepts_login(data: ConnectionData) -> list[Finding]:
-    host = data.outputs.db_reader_host
+    host = data.outputs.database.reader_host
     if not host:
         raise NotApplicable("no dbReaderHost: Umami has no replica URL")
     if data.ctx.tunnel:
@@ -156,14 +156,16 @@ def reader_accepts_login(data: ConnectionData) -> list[Finding]:
     reader = replace(umami, host=host, params=params)  # same login, same TLS rules
     try:
         with connect(reader) as conn:
-            found = conn.execute("SELECT to_regnamespace(%s) IS NOT NULL", (data.outputs.db_schema,)).fetchone()[0]
+            found = conn.execute("SELECT to_regnamespace(%s) IS NOT NULL",
+                                 (data.outputs.database.schema,)).fetchone()[0]
     except OpsError as exc:
         return [Finding(Severity.HIGH, f"reader {host}", f"the umami login is refused: {exc}")]
     except psycopg.Error as exc:
         return [Finding(Severity.HIGH, f"reader {host}", f"query failed: {one_line(exc)}")]
     if not found:
-        return [Finding(Severity.HIGH, f"reader {host}", f"schema {data.outputs.db_schema} does not exist there: "
-                                                         "is this a reader of the same cluster?")]
+        return [Finding(Severity.HIGH, f"reader {host}",
+                        f"schema {data.outputs.database.schema} does not exist there: "
+                        "is this a reader of the same cluster?")]
     return []
 
 

@@ -63,9 +63,10 @@ class Context:
     @property
     def catalog(self) -> Catalog:
         if self._catalog is None:
-            self._catalog = Catalog(self.audit_conn, schema=self.outputs.db_schema, umami_role=self.outputs.db_role,
-                                    admin_role=self.outputs.db_admin_role or (self.admin.user if self.admin else None),
-                                    app_roles=self.outputs.application_roles)
+            db = self.outputs.database
+            self._catalog = Catalog(self.audit_conn, schema=db.schema, umami_role=db.role,
+                                    admin_role=db.admin_role or (self.admin.user if self.admin else None),
+                                    app_roles=db.application_roles)
         return self._catalog
 
     @property
@@ -88,7 +89,7 @@ class Context:
             service = ServiceOutputs.from_outputs(self.outputs, url=self.url)
             if not service.present:
                 raise NotApplicable("the outputs describe no service (a database-only stack)")
-            self._deployment = Deployment(service, self.outputs.get("awsRegion"), self.http_timeout,
+            self._deployment = Deployment(service, self.outputs.aws_region, self.http_timeout,
                                           no_aws=self.no_aws_reason)
         return self._deployment
 
@@ -114,4 +115,5 @@ class Context:
     @property
     def umami_version(self) -> str | None:
         """The deployed Umami version (output umamiVersion), None for a database-only stack."""
-        return str(self.outputs.umami_version) if self.outputs.umami_version else None
+        service = self.outputs.service
+        return service.umami_version if service and service.umami_version else None

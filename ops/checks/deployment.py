@@ -17,12 +17,13 @@ from functools import cached_property
 from typing import Any
 
 from ops import aws
+from facts import FARGATE_SIZES, HEARTBEAT_PATH
 from ops.checks.base import Check, Finding, NotApplicable, Severity
 from ops.checks.http import HttpAnswer, http_request
 from ops.errors import OpsError
 from ops.outputs import StackOutputs
 
-# Output keys of the service part of the contract (README, "Stack outputs"); the first present wins.
+# The outputs of the contract's service group each field comes from (for messages); the first present wins.
 OUTPUT_KEYS = {
     "cluster": ("ecsClusterArn", "ecsClusterName"),
     "service": ("ecsServiceName",),
@@ -30,7 +31,6 @@ OUTPUT_KEYS = {
     "url": ("url",),
     "log_group": ("logGroupName",),
 }
-FARGATE_SIZES = {(256, 512), (256, 1024), (512, 1024)}  # the story's range: 0.25-0.5 vCPU, 512-1024 MB
 DEFAULT_LOGIN = {"username": "admin", "password": "umami"}
 RECENT_LOGS_SECONDS = 3600
 DEFAULT_MAXIMUM_PERCENT = 200  # ECS's default for a rolling deployment
@@ -47,10 +47,11 @@ class ServiceOutputs:
     @classmethod
     def from_outputs(cls, outputs: StackOutputs, url: str | None = None) -> "ServiceOutputs":
         """The service part of the outputs; `url` (from --url) replaces the output url."""
-        def first(keys: tuple[str, ...]) -> str | None:
-            return next((str(outputs.raw[k]) for k in keys if outputs.raw.get(k)), None)
-        found = {name: first(keys) for name, keys in OUTPUT_KEYS.items()}
-        return cls(**{**found, "url": url or found["url"]})
+        s = outputs.service
+        if s is None:
+            return cls(None, None, None, url, None)
+        return cls(cluster=s.ecs_cluster_arn or s.ecs_cluster_name, service=s.ecs_service_name,
+                   target_group=s.target_group_arn, url=url or s.url, log_group=s.log_group_name)
 
     @property
     def cluster_name(self) -> str | None:
@@ -144,7 +145,7 @@ class Deployment:
 
     @cached_property
     def heartbeat(self) -> HttpAnswer:
-        return http_request(self.need("url").rstrip("/") + "/api/heartbeat", timeout=self.http_timeout)
+        return http_request(self.need("url").rstrip("/") + HEARTBEAT_PATH, timeout=self.http_timeout)
 
     @cached_property
     def default_login(self) -> HttpAnswer:
@@ -229,7 +230,7 @@ def heartbeat_ok(d: Deployment) -> list[Finding]:
         body = None
     if answer.status != 200 or body != {"ok": True}:
         shown = answer.body[:80].decode("utf-8", "replace")
-        return [Finding(Severity.HIGH, "GET /api/heartbeat", f"HTTP {answer.status} {shown!r}, expected 200 {{\"ok\":true}}")]
+        return [Finding(Severity.HIGH, f"GET {HEARTBEAT_PATH}", f"HTTP {answer.status} {shown!r}, expected 200 {{\"ok\":true}}")]
     return []
 
 
@@ -264,8 +265,8 @@ CHECKS = (
           "Use private subnets (no 0.0.0.0/0 route to an internet gateway) and assignPublicIp=DISABLED",
           private_network),
     Check("DEP-004", "the target group has at least one healthy target", Severity.HIGH,
-          "Check the target health reasons and the container's /api/heartbeat", healthy_targets),
-    Check("DEP-005", "GET /api/heartbeat answers 200 {\"ok\":true}", Severity.HIGH,
+          f"Check the target health reasons and the container's {HEARTBEAT_PATH}", healthy_targets),
+    Check("DEP-005", f"GET {HEARTBEAT_PATH} answers 200 {{\"ok\":true}}", Severity.HIGH,
           "Check the load balancer listener rules and the service's health", heartbeat_ok),
     Check("DEP-006", "the default login admin/umami is rejected", Severity.CRITICAL,
           "Log in and change the admin password now (Settings > Profile, or POST /api/users/{id})",

@@ -390,13 +390,3 @@ CHECKS = (
     Check("DST-004", "what a destroy keeps: pgcrypto and the schema", Severity.INFO,
           "nothing to do; umami:dropSchemaCascade=true also drops the schema's contents", what_destroy_keeps),
 )
-
-
-def drop_cascade_from_outputs(raw: dict) -> bool | None:
-    """The stack's dropSchemaCascade when the outputs carry it (dbDropSchemaCascade), else None."""
-    value = raw.get("dbDropSchemaCascade")
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    return None

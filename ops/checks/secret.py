@@ -16,8 +16,9 @@ from ops.db import Target, connect
 from ops.errors import OpsError
 from ops.outputs import StackOutputs
 
-# Secret key -> the output it must agree with.
-AGREEING_FIELDS = {"username": "dbRole", "host": "dbHost", "port": "dbPort", "database": "dbName", "schema": "dbSchema"}
+# Secret key -> (the output it must agree with, the field of the database outputs that holds it).
+AGREEING_FIELDS = {"username": ("dbRole", "role"), "host": ("dbHost", "host"), "port": ("dbPort", "port"),
+                   "database": ("dbName", "name"), "schema": ("dbSchema", "schema")}
 
 
 @dataclass(frozen=True)
@@ -37,12 +38,13 @@ def contract_keys(data: SecretData) -> list[Finding]:
 
 def agrees_with_outputs(data: SecretData) -> list[Finding]:
     findings = []
-    for key, output in AGREEING_FIELDS.items():
+    for key, (output, attribute) in AGREEING_FIELDS.items():
         if key not in data.document:
             continue  # SEC-001
-        if str(data.document[key]) != str(data.outputs.raw.get(output)):
+        value = getattr(data.outputs.database, attribute)
+        if str(data.document[key]) != str(value):
             findings.append(Finding(Severity.HIGH, f"{data.source} {key}",
-                                    f"{key}={data.document[key]!r} but output {output}={data.outputs.raw.get(output)!r}"))
+                                    f"{key}={data.document[key]!r} but output {output}={value!r}"))
     return findings
 
 

@@ -25,6 +25,7 @@ import sys
 from datetime import timedelta
 from typing import Any
 
+from ops import cli
 from ops.cli import run_command_line
 from ops.errors import OpsError
 from ops.metrics import snapshot, sources, thresholds
@@ -33,7 +34,7 @@ from ops.metrics.connections import DEFAULT_INTERVAL_SECONDS, DEFAULT_SAMPLES, S
 from ops.metrics.diff import Diff, compare
 from ops.metrics.login import AUTO, CHOICES, UMAMI
 from ops.metrics.metric_set import check_extra_metric
-from ops.metrics.plot import write_plot
+from ops.metrics.plot import PLOT_NEEDS, plot_available, write_plot
 from ops.metrics.render import FORMATS, render
 from ops.metrics.window import parse_window
 
@@ -41,8 +42,8 @@ DEFAULT_WINDOW = "24h"
 
 
 def _add_source_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--stack", help="read the outputs with `pulumi stack output --json --stack NAME`")
-    parser.add_argument("--outputs", help="read the outputs from a JSON file instead")
+    parser.add_argument("--stack", metavar="NAME", help="read the outputs with `pulumi stack output --json --stack NAME`")
+    parser.add_argument("--outputs", metavar="FILE", help="read the outputs from a JSON file instead")
     parser.add_argument("--schema", help="without outputs: the Umami schema the stack will create (default umami)")
     parser.add_argument("--role", help="without outputs: the Umami role the stack will create (default umami_user)")
     parser.add_argument("--aurora-cluster", metavar="ID", help="Aurora cluster identifier (overrides the outputs)")
@@ -53,8 +54,12 @@ def _add_source_arguments(parser: argparse.ArgumentParser) -> None:
                         help="an extra AWS/RDS metric per instance (repeatable)")
     parser.add_argument("--db-user", choices=CHOICES, default=AUTO,
                         help="connect as an admin, the umami role, or the admin when available (default)")
-    parser.add_argument("--host", help="connect here instead of dbHost (a tunnel)")
-    parser.add_argument("--port", type=int, help="connect to this port instead of dbPort (a tunnel)")
+    parser.add_argument("--db-host", metavar="HOST", help="connect here instead of dbHost (an SSH/SSM tunnel)")
+    parser.add_argument("--db-port", type=int, metavar="PORT", help="connect to this port instead of dbPort (a tunnel)")
+    parser.add_argument("--host", dest="db_host", action=cli.deprecated_alias("--host", "--db-host"),
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--port", dest="db_port", type=int, action=cli.deprecated_alias("--port", "--db-port"),
+                        help=argparse.SUPPRESS)
 
 
 def _add_sampling_arguments(parser: argparse.ArgumentParser, baseline: bool = False) -> None:
@@ -70,11 +75,28 @@ def _add_report_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--thresholds", metavar="FILE", help="JSON file overriding the stories' limits")
 
 
+ENVIRONMENT = ("UMAMI_ADMIN_DSN", "UMAMI_DB_PASSWORD", "AWS_PROFILE, AWS_REGION, AWS_*", "PULUMI_*")
+EXIT_CODES = {0: "within thresholds (or snapshot written)", 1: "a threshold broken",
+              2: "could not run: bad input, database unreachable, CloudWatch required but skipped"}
+EXAMPLES = {
+    "snapshot": "python -m ops.metrics snapshot --stack dev --out before.json",
+    "diff": "python -m ops.metrics diff before.json after.json --format markdown",
+    "check": "python -m ops.metrics check --baseline before.json --stack dev",
+}
+
+
+def _add_common(parser: argparse.ArgumentParser, command: str | None = None) -> None:
+    cli.add_common_arguments(parser, example=EXAMPLES[command or "check"], top=command is None,
+                             environment=() if command == "diff" else ENVIRONMENT, exit_codes=EXIT_CODES)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ops.metrics", description=__doc__.split("\n\n")[0])
+    _add_common(parser)
     commands = parser.add_subparsers(dest="command", required=True)
 
     snap = commands.add_parser("snapshot", help="snapshot the database and CloudWatch into a file")
+    _add_common(snap, "snapshot")
     snap.add_argument("--out", required=True, metavar="FILE", help="where to write the snapshot")
     snap.add_argument("--window", default=DEFAULT_WINDOW, help="CloudWatch window ending now (default 24h)")
     _add_source_arguments(snap)
@@ -83,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="exit 2 when the CloudWatch part has to be skipped")
 
     diff = commands.add_parser("diff", help="compare two snapshots against the thresholds")
+    _add_common(diff, "diff")
     diff.add_argument("before", metavar="BEFORE")
     diff.add_argument("after", metavar="AFTER")
     _add_report_arguments(diff)
@@ -90,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="exit 2 when either snapshot lacks the CloudWatch part")
 
     check = commands.add_parser("check", help="snapshot now and compare with a baseline")
+    _add_common(check, "check")
     check.add_argument("--baseline", required=True, metavar="FILE", help="the snapshot taken before")
     check.add_argument("--out", metavar="FILE", help="also keep the new snapshot here")
     check.add_argument("--window", help="CloudWatch window (default: the baseline's)")
@@ -109,7 +133,7 @@ def _request(args: argparse.Namespace, window: timedelta, extra: tuple[str, ...]
     if predeploy and args.db_user == UMAMI:
         raise OpsError("--db-user umami needs the stack's outputs (--stack or --outputs); "
                        "before the first deploy the snapshot connects as the admin")
-    return SnapshotRequest(outputs=outputs, window=window, db_user=args.db_user, host=args.host, port=args.port,
+    return SnapshotRequest(outputs=outputs, window=window, db_user=args.db_user, host=args.db_host, port=args.db_port,
                            extra_metrics=tuple(check_extra_metric(name) for name in extra), sampling=sampling)
 
 
@@ -172,8 +196,11 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = cli.parse_args(build_parser(), argv)
     runners = {"snapshot": run_snapshot, "diff": run_diff, "check": run_check}
+    if getattr(args, "plot", None) and not plot_available():  # before any snapshot is taken
+        print(f"error: {PLOT_NEEDS}", file=sys.stderr)
+        return 2
     return run_command_line(runners[args.command], args)
 
 

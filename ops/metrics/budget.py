@@ -10,46 +10,20 @@ of those that is known.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
-from ops.errors import OpsError
 from ops.outputs import StackOutputs
 
 PARTS = ("poolSize", "poolsPerTask", "maxTasks", "migrationConnections", "opsHeadroom")
 FIELDS = PARTS + ("total",)
 
 
-def _whole(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def _snake(key: str) -> str:
-    return "".join(f"_{c.lower()}" if c.isupper() else c for c in key)
-
-
 def from_outputs(outputs: StackOutputs) -> tuple[dict[str, int] | None, int | None]:
-    """(dbConnectionBudget, dbConnectionLimit) of the outputs; missing ones are None (Pulumi drops nulls).
-
-    Parsed outputs carry them typed; outputs built in place (before the first deploy) only raw.
-    """
-    typed = getattr(outputs, "db_connection_budget", None)
-    limit = getattr(outputs, "db_connection_limit", None)
-    if typed is not None:
-        return {key: getattr(typed, _snake(key)) for key in FIELDS}, limit
-    budget = outputs.get("dbConnectionBudget")
-    if budget is not None:
-        if not isinstance(budget, dict) or not all(_whole(budget.get(key)) for key in FIELDS):
-            shown = json.dumps(budget)
-            raise OpsError(f"outputs dbConnectionBudget={shown[:80]} must be an object of whole numbers "
-                           f"{{{', '.join(FIELDS)}}}")
-        budget = {key: budget[key] for key in FIELDS}
-    if limit is None:
-        limit = outputs.get("dbConnectionLimit")
-    if limit is not None and not (_whole(limit) or limit == -1):
-        raise OpsError(f"outputs dbConnectionLimit={json.dumps(limit)} must be a whole number")
-    return budget, limit
+    """(dbConnectionBudget, dbConnectionLimit) of the outputs, as contract.parse validated them;
+    missing ones are None (Pulumi drops nulls)."""
+    budget = outputs.database.connection_budget
+    return (budget.as_output() if budget else None), outputs.database.connection_limit
 
 
 def arithmetic(parts: dict[str, int]) -> str:

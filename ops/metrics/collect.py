@@ -84,8 +84,7 @@ def collect_cloudwatch(targets: Targets, length: timedelta, extra: tuple[str, ..
 
 
 def _configured_max_connections(outputs: StackOutputs) -> int | None:
-    value = outputs.get("dbMaxConnections")
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    return outputs.database.max_connections
 
 
 def take_snapshot(request: SnapshotRequest, *, now: datetime | None = None,
@@ -102,7 +101,7 @@ def take_snapshot(request: SnapshotRequest, *, now: datetime | None = None,
     progress(f"reading the database as {login.target.describe()} ({login.source}); "
              f"connections: {request.sampling.describe()}")
     with db.connect(login.target) as conn:
-        identity, database = snapshot_database(conn, outputs.db_role, request.sampling, sleep)
+        identity, database = snapshot_database(conn, outputs.database.role, request.sampling, sleep)
     observer = database.pop("observer")
     groups = database["connections"]["groups"]
     progress(f"database: {len(database['schemas'])} schemas; connections (max/mean): "
@@ -118,8 +117,8 @@ def take_snapshot(request: SnapshotRequest, *, now: datetime | None = None,
         "source": {**identity, "host": login.target.host, "port": login.target.port,
                    "clusterIdentifier": targets.cluster, "instanceIdentifiers": list(targets.instances),
                    "region": targets.region},
-        "stack": {"schema": outputs.db_schema, "role": outputs.db_role,
-                  "applicationRoles": list(outputs.application_roles),
+        "stack": {"schema": outputs.database.schema, "role": outputs.database.role,
+                  "applicationRoles": list(outputs.database.application_roles),
                   "maxConnectionsConfigured": _configured_max_connections(outputs),
                   "connectionBudget": connection_budget, "connectionLimit": connection_limit},
         "observer": {"role": observer["role"], "kind": login.kind, "credentials": login.source,

@@ -84,23 +84,17 @@ class Targets:
         return bool(self.cluster or self.instances)
 
 
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
 def targets_from_outputs(outputs: StackOutputs) -> Targets:
-    """Read the identifiers; a malformed instance list is a one-line error."""
-    instances = outputs.get("auroraInstanceIdentifiers") or []
-    if not isinstance(instances, list) or not all(isinstance(i, str) and i for i in instances):
-        raise OpsError(f"auroraInstanceIdentifiers={instances!r} must be a list of instance identifiers")
+    """The identifiers (contract.parse validated them)."""
+    service = outputs.service
     return Targets(
-        region=_text(outputs.get("awsRegion")),
-        cluster=_text(outputs.get("auroraClusterIdentifier")),
-        instances=tuple(instances),
-        ecs_cluster=_text(outputs.get("ecsClusterName")),
-        ecs_service=_text(outputs.get("ecsServiceName")),
-        target_group=_text(outputs.get("targetGroupArnSuffix")),
-        load_balancer=_text(outputs.get("loadBalancerArnSuffix")),
+        region=outputs.aws_region,
+        cluster=outputs.database.aurora_cluster_identifier,
+        instances=outputs.database.aurora_instance_identifiers,
+        ecs_cluster=service.ecs_cluster_name if service else None,
+        ecs_service=service.ecs_service_name if service else None,
+        target_group=service.target_group_arn_suffix if service else None,
+        load_balancer=service.load_balancer_arn_suffix if service else None,
     )
 
 

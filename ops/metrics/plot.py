@@ -8,6 +8,7 @@ display, no pyplot state).
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import textwrap
 from pathlib import Path
@@ -69,13 +70,20 @@ def _draw_panel(axes, row: Row) -> None:
         axes.spines[spine].set_visible(False)
 
 
+PLOT_NEEDS = "--plot needs matplotlib, the optional extra: pip install '.[plot]' (or -r requirements-dev.txt)"
+
+
+def plot_available() -> bool:
+    return importlib.util.find_spec("matplotlib") is not None
+
+
 def write_plot(diff: Diff, path: str | Path) -> tuple[int, int]:
     """Draw `diff` into a PNG at `path`; returns its size in pixels."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError:
-        raise OpsError("--plot needs matplotlib (pip install matplotlib)") from None
+        raise OpsError(PLOT_NEEDS) from None
     rows = panel_rows(diff)
     width, height = figure_size_px(len(rows))
     figure = Figure(figsize=(width / DPI, height / DPI), dpi=DPI)

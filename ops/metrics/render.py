@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from ops import reporting
 from ops.metrics.diff import SECTIONS, Diff, Row
 from ops.metrics.snapshot import describe_source
 from ops.metrics.thresholds import FAIL, INFO, NO_DATA, PASS
 from ops.metrics.units import format_change, format_value
+from ops.reporting import aligned, markdown, markdown_row, markdown_table_head, text
 
 FORMATS = ("text", "json", "markdown")
 DIFF_FORMAT = "umami-ops-metrics-diff"
+DIFF_VERSION = 2
 VERDICT_WORDS = {PASS: "PASS", FAIL: "FAIL", INFO: "info", NO_DATA: "NO DATA"}
 HEADERS = ("metric", "before", "after", "change", "threshold", "verdict", "note")
+ALIGN = "lrrrlll"
 
 
 def format_interval(seconds: float) -> str:
@@ -58,30 +61,25 @@ def _header_lines(diff: Diff) -> list[str]:
 
 
 def render_text(diff: Diff) -> str:
-    """Aligned columns per section, then notes and the result line."""
-    table = [HEADERS] + [_cells(row) for row in diff.rows]
-    widths = [max(len(cells[i]) for cells in table) for i in range(len(HEADERS) - 1)]
+    """Aligned columns per section (one width for all), then notes and the result line.
 
-    def line(cells: tuple[str, ...]) -> str:
-        padded = [cell.ljust(width) if i == 0 else cell.rjust(width) if i < 4 else cell.ljust(width)
-                  for i, (cell, width) in enumerate(zip(cells, widths))]
-        return ("  " + "  ".join(padded) + ("  " + cells[-1] if cells[-1] else "")).rstrip()
-
-    out = _header_lines(diff)
+    Names come from the database (roles, application_name): every cell is escaped with `reporting.text`."""
+    table = aligned([HEADERS] + [tuple(text(cell) for cell in _cells(row)) for row in diff.rows], ALIGN)
+    line_of = dict(zip(map(id, diff.rows), table[1:]))  # rows keep their order and their lines
+    out = [text(line) for line in _header_lines(diff)]
     for section in SECTIONS:
         rows = [row for row in diff.rows if row.section == section]
         if not rows:
             continue
-        out += ["", section, line(HEADERS)]
-        out += [line(_cells(row)) for row in rows]
+        out += ["", section, table[0]]
+        out += [line_of[id(row)] for row in rows]
     if diff.notes:
-        out += ["", "Notes"] + [f"  - {note}" for note in diff.notes]
-    out += ["", f"Result: {summary_line(diff)}"]
+        out += ["", "Notes"] + [f"  - {text(note)}" for note in diff.notes]
+    out += ["", f"Result: {text(summary_line(diff))}"]
     return "\n".join(out) + "\n"
 
 
-def _md(text: str) -> str:
-    return text.replace("|", "\\|")
+_md = markdown
 
 
 def render_markdown(diff: Diff) -> str:
@@ -94,13 +92,12 @@ def render_markdown(diff: Diff) -> str:
         rows = [row for row in diff.rows if row.section == section]
         if not rows:
             continue
-        out += [f"#### {section}", "", "| " + " | ".join(h.capitalize() for h in HEADERS) + " |",
-                "|" + "|".join(["---", "---:", "---:", "---:", "---", "---", "---"]) + "|"]
+        out += [f"#### {section}", ""] + markdown_table_head([h.capitalize() for h in HEADERS], ALIGN)
         for row in rows:
             cells = [_md(cell) for cell in _cells(row)]
             if row.verdict in (PASS, FAIL, NO_DATA):
                 cells[5] = f"**{cells[5]}**"
-            out.append("| " + " | ".join(cells) + " |")
+            out.append(markdown_row(cells))
         out.append("")
     if diff.notes:
         out += ["#### Notes", ""] + [f"- {_md(note)}" for note in diff.notes] + [""]
@@ -115,9 +112,7 @@ def diff_document(diff: Diff) -> dict[str, Any]:
                 "cloudwatch": {"status": doc["cloudwatch"]["status"], "reason": doc["cloudwatch"]["reason"],
                                "window": doc["cloudwatch"]["window"]}}
 
-    return {
-        "format": DIFF_FORMAT,
-        "version": 2,
+    return reporting.envelope(DIFF_FORMAT, DIFF_VERSION, {
         "source": diff.after["source"],
         "before": side(diff.before, diff.before_name),
         "after": side(diff.after, diff.after_name),
@@ -134,13 +129,13 @@ def diff_document(diff: Diff) -> dict[str, Any]:
         "summary": {"pass": diff.count(PASS), "fail": diff.count(FAIL), "noData": diff.count(NO_DATA),
                     "info": diff.count(INFO), "broken": [row.key for row in diff.broken],
                     "exitCode": diff.exit_code, "line": summary_line(diff)},
-    }
+    })
 
 
 def render(diff: Diff, fmt: str) -> str:
     """`diff` in `fmt` (text, json or markdown)."""
     if fmt == "json":
-        return json.dumps(diff_document(diff), indent=2) + "\n"
+        return reporting.dumps(diff_document(diff))
     if fmt == "markdown":
         return render_markdown(diff)
     return render_text(diff)

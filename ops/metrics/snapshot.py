@@ -31,6 +31,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
+from ops import reporting
 from ops.errors import OpsError
 from ops.jsonfile import read_json
 from ops.metrics import budget, connections
@@ -243,7 +244,7 @@ def write(doc: dict[str, Any], path: str | Path) -> None:
     target = Path(path)
     temporary = target.with_name(f".{target.name}.tmp")
     try:
-        temporary.write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n")
+        temporary.write_text(reporting.dumps(doc))
         os.replace(temporary, target)
     except OSError as exc:
         raise OpsError(f"cannot write snapshot {path}: {exc.strerror}") from None

@@ -12,14 +12,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 
+from facts import DEFAULT_ROLE, DEFAULT_SCHEMA
 from ops import outputs as stack_outputs
 from ops.credentials import ENV_ADMIN_DSN
 from ops.db import target_from_dsn
 from ops.errors import OpsError
-from ops.outputs import CONTRACT_VERSION, StackOutputs
+from ops.outputs import CONTRACT_VERSION, DatabaseOutputs, SecretsOutputs, StackOutputs
 
-DEFAULT_SCHEMA = "umami"
-DEFAULT_ROLE = "umami_user"
 
 
 @dataclass(frozen=True)
@@ -42,13 +41,9 @@ def predeploy_outputs(schema: str, role: str) -> StackOutputs:
         raise OpsError(f"pass --stack NAME or --outputs FILE, or, before the first deploy, set {ENV_ADMIN_DSN} "
                        "to the admin's DSN (add --aurora-cluster ID for the CloudWatch part)")
     target = target_from_dsn(dsn)
-    raw = {"contractVersion": CONTRACT_VERSION, "dbHost": target.host, "dbPort": target.port,
-           "dbName": target.dbname, "dbSchema": schema, "dbRole": role, "dbAdminRole": target.user,
-           "dbSslMode": target.sslmode, "dbSecretArn": None, "adminSecretArn": None,
-           "auroraClusterIdentifier": None, "auroraInstanceIdentifiers": []}
-    return StackOutputs(contract_version=CONTRACT_VERSION, db_host=target.host, db_port=target.port,
-                        db_name=target.dbname, db_schema=schema, db_role=role, db_secret_arn="",
-                        db_admin_role=target.user, db_sslmode=target.sslmode, raw=raw)
+    database = DatabaseOutputs(host=target.host, port=target.port, name=target.dbname, schema=schema, role=role,
+                               admin_role=target.user, sslmode=target.sslmode)
+    return StackOutputs(contract_version=CONTRACT_VERSION, database=database, secrets=SecretsOutputs(db_secret_arn=""))
 
 
 def resolve(options: SourceOptions) -> tuple[StackOutputs, bool]:
@@ -61,13 +56,10 @@ def resolve(options: SourceOptions) -> tuple[StackOutputs, bool]:
             raise OpsError("--schema and --role are for a snapshot before the first deploy; "
                            "with --stack/--outputs the stack's own names are used")
         outputs = stack_outputs.load(options.stack, options.outputs_file)
-    overrides = {}
+    database = outputs.database
     if options.aurora_cluster:
-        overrides["auroraClusterIdentifier"] = options.aurora_cluster
+        database = replace(database, aurora_cluster_identifier=options.aurora_cluster)
     if options.aurora_instances:
-        overrides["auroraInstanceIdentifiers"] = list(options.aurora_instances)
-    if options.region:
-        overrides["awsRegion"] = options.region
-    if overrides:
-        outputs = replace(outputs, raw={**outputs.raw, **overrides})
+        database = replace(database, aurora_instance_identifiers=tuple(options.aurora_instances))
+    outputs = replace(outputs, database=database, aws_region=options.region or outputs.aws_region)
     return outputs, predeploy

@@ -10,41 +10,57 @@ import argparse
 import sys
 from pathlib import Path
 
+from ops import cli
 from ops.cli import progress, run_command_line
 from ops.errors import OpsError
 from ops.preview import plan as plan_module
 from ops.preview.diff import diff_plans
-from ops.preview.model import SEVERITIES, Review, severity_rank
+from ops.preview.model import SEVERITIES, Review
 from ops.preview.render import COMMENT_LIMIT, render
 from ops.preview.summarize import load_preview, summarize
 from ops.program import PROJECT_ROOT, parse_overrides
+from ops.reporting import at_or_above
+
+
+EXIT_CODES = {0: "done: no finding at or above --fail-on (default none)", 1: "findings at or above --fail-on",
+              2: "could not run: bad input, unreadable file, config the program rejects"}
+EXAMPLES = {
+    "plan": "python -m ops.preview plan --stack dev --out head.json",
+    "diff": "python -m ops.preview diff base.json head.json --format markdown --fail-on high",
+    "summarize": "python -m ops.preview summarize preview.json --format text",
+}
 
 
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python -m ops.preview", description=__doc__.splitlines()[0])
+    cli.add_common_arguments(top, example=EXAMPLES["diff"], exit_codes=EXIT_CODES)
     commands = top.add_subparsers(dest="command", required=True)
 
     plan = commands.add_parser("plan", help="run the program offline and write a deterministic manifest")
-    plan.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
+    cli.add_common_arguments(plan, example=EXAMPLES["plan"], exit_codes=EXIT_CODES, top=False)
+    plan.add_argument("--stack", required=True, metavar="NAME", help="stack name: reads Pulumi.<stack>.yaml")
     plan.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                       help="override a config value, e.g. umami:schemaName=analytics (repeatable)")
     plan.add_argument("--project-dir", type=Path, default=PROJECT_ROOT,
                       help="directory of Pulumi.yaml and __main__.py (e.g. a checkout of the base branch)")
-    plan.add_argument("--out", type=Path, help="write here instead of stdout")
+    plan.add_argument("--out", type=Path, metavar="FILE", help="write here instead of stdout")
 
     def review_options(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--format", choices=("markdown", "text", "json"), default="markdown")
+        sub.add_argument("--format", choices=("markdown", "text", "json"), default="markdown",
+                         help="report format (default markdown)")
         sub.add_argument("--fail-on", choices=(*SEVERITIES, "none"), default="none",
                          help="exit 1 when a finding at or above this severity exists (default: none)")
         sub.add_argument("--limit", type=int, default=COMMENT_LIMIT,
                          help=f"maximum Markdown length in characters (default {COMMENT_LIMIT})")
 
     diff = commands.add_parser("diff", help="review the change from one offline plan to another")
+    cli.add_common_arguments(diff, example=EXAMPLES["diff"], exit_codes=EXIT_CODES, top=False)
     diff.add_argument("base", type=Path)
     diff.add_argument("head", type=Path)
     review_options(diff)
 
     summary = commands.add_parser("summarize", help="review a `pulumi preview --json` document")
+    cli.add_common_arguments(summary, example=EXAMPLES["summarize"], exit_codes=EXIT_CODES, top=False)
     summary.add_argument("preview", type=Path)
     review_options(summary)
     return top
@@ -53,12 +69,11 @@ def parser() -> argparse.ArgumentParser:
 def exit_code(review: Review, fail_on: str) -> int:
     if fail_on == "none":
         return 0
-    threshold = severity_rank(fail_on)
-    return 1 if any(severity_rank(f.severity) <= threshold for f in review.findings) else 0
+    return 1 if any(at_or_above(f.severity, fail_on) for f in review.findings) else 0
 
 
 def run(argv: list[str]) -> int:
-    args = parser().parse_args(argv)
+    args = cli.parse_args(parser(), argv)
     if args.command == "plan":
         project = plan_module.project_name(args.project_dir)
         overrides = parse_overrides(args.overrides, project)
@@ -81,9 +96,9 @@ def run(argv: list[str]) -> int:
     return exit_code(review, args.fail_on)
 
 
-def main() -> None:
-    sys.exit(run_command_line(run, sys.argv[1:]))
+def main(argv: list[str] | None = None) -> int:
+    return run_command_line(run, sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -10,21 +10,27 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from facts import SECRET_MASK as MASK  # noqa: F401  (diff and render import it from here)
+from ops.reporting import Severity
+
 # Actions, in the order a reviewer reads them.
 CREATE, UPDATE, REPLACE, DELETE, SAME, READ = "create", "update", "replace", "delete", "same", "read"
 ACTIONS = (REPLACE, DELETE, UPDATE, CREATE, READ, SAME)
 
-CRITICAL, HIGH, MEDIUM = "critical", "high", "medium"
+# Severities are the shared model's labels (ops.reporting.Severity); risks use the top three.
+CRITICAL, HIGH, MEDIUM = Severity.CRITICAL.label, Severity.HIGH.label, Severity.MEDIUM.label
 SEVERITIES = (CRITICAL, HIGH, MEDIUM)
 
 # What `pulumi preview` prints for values it cannot know yet.
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
-MASK = "[secret]"
 
 
 def severity_rank(severity: str) -> int:
-    """0 for critical, 1 for high, ...; unknown severities sort last."""
-    return SEVERITIES.index(severity) if severity in SEVERITIES else len(SEVERITIES)
+    """0 for critical, 1 for high, ... 4 for info (most severe first); unknown severities sort last."""
+    try:
+        return Severity.CRITICAL - Severity.parse(severity)
+    except ValueError:
+        return len(Severity)
 
 
 @dataclass(frozen=True)

@@ -21,13 +21,19 @@ from urllib.parse import quote
 import pulumi
 import yaml
 
+from facts import DEFAULT_REGION
+from facts import SECRET_MASK as MASK
 from ops.errors import OpsError
 from ops.jsonfile import read_json
 from ops.offline import OfflineHandler
+from ops.reporting import dumps as dumps_json
+from ops.reporting import envelope, read_envelope
 from ops.program import PROJECT_ROOT, ProgramRun, read_stack_config, run_program
 
-PLAN_FORMAT = "umami-offline-plan/1"
-MASK = "[secret]"
+PLAN_FORMAT = "umami-offline-plan"
+PLAN_VERSION = 1
+# Plans written before the shared envelope spelled the version inside the format.
+LEGACY_FORMATS = {"umami-offline-plan/1": 1}
 # Stands in for `secure:` config values, which cannot be decrypted offline.
 SECRET_PLACEHOLDER = "offline-placeholder-secret"
 
@@ -115,7 +121,7 @@ def build_plan(stack: str, overrides: dict[str, str] | None = None,
                project_dir: Path = PROJECT_ROOT) -> dict[str, Any]:
     """Run the program offline and return the manifest (a JSON-ready dict)."""
     config, secret_keys = stack_config(stack, overrides or {}, project_dir)
-    handler = OfflineHandler(region=str(config.get("aws:region", "eu-west-1")))
+    handler = OfflineHandler(region=str(config.get("aws:region", DEFAULT_REGION)))
     run = run_offline(stack, config, secret_keys, project_dir, handler)
     secrets = secret_values(run, handler, config, secret_keys)
 
@@ -139,27 +145,27 @@ def build_plan(stack: str, overrides: dict[str, str] | None = None,
             "inputs": mask_value(inputs, secrets),
         })
     shown_config = {k: (MASK if k in secret_keys else v) for k, v in config.items()}
-    return {
-        "format": PLAN_FORMAT,
+    return envelope(PLAN_FORMAT, PLAN_VERSION, {
         "project": project_name(project_dir),
         "stack": stack,
         "config": mask_value(shown_config, secrets),
         "resources": resources,
         "outputs": mask_value(run.outputs_json(), secrets),
-    }
+    })
 
 
 def dumps(plan: dict[str, Any]) -> str:
     """The canonical text of a plan: sorted keys, two-space indent, final newline."""
-    return json.dumps(plan, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return dumps_json(plan, sort_keys=True, ensure_ascii=False)
 
 
 def load_plan(path: str | Path) -> dict[str, Any]:
     """Read a plan written by `plan`; anything else is a one-line OpsError."""
     data = read_json(path, "plan")
-    if not isinstance(data, dict) or data.get("format") != PLAN_FORMAT:
+    if not isinstance(data, dict) or (data.get("format") != PLAN_FORMAT and data.get("format") not in LEGACY_FORMATS):
         found = data.get("format") if isinstance(data, dict) else type(data).__name__
         raise OpsError(f"{path} is not an offline plan (format={found!r}, expected {PLAN_FORMAT})")
+    read_envelope(data, PLAN_FORMAT, (PLAN_VERSION,), f"plan {path}", legacy=LEGACY_FORMATS)
     if not isinstance(data.get("resources"), list):
         raise OpsError(f"plan {path} has no resources list")
     return data

@@ -11,9 +11,12 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ops import reporting
 from ops.preview.model import (ACTIONS, CREATE, DELETE, MASK, READ, REPLACE, SAME, SEVERITIES, UNKNOWN, UPDATE,
                                ResourceChange, Review, short_type)
 
+JSON_FORMAT = "umami-ops-preview-review"
+JSON_VERSION = 1
 COMMENT_LIMIT = 65_000  # GitHub rejects comments over 65,536 characters
 VALUE_WIDTH = 160
 ROWS_PER_RESOURCE = 40
@@ -33,16 +36,16 @@ def value_text(value: Any, width: int = VALUE_WIDTH) -> str:
     return text if len(text) <= width else text[:width - 1] + "…"
 
 
-def _code(text: str) -> str:
-    """Inline code safe inside a Markdown table cell."""
-    text = text.replace("|", "\\|")
-    fence = "``" if "`" in text else "`"
-    pad = " " if fence == "``" else ""
-    return f"{fence}{pad}{text}{pad}{fence}"
+_code = reporting.markdown_code
+_cell = reporting.markdown
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+def _inline(text: str) -> str:
+    """Risk prose whose `backticked` parts are names: the prose escaped as Markdown, the names as code."""
+    parts = text.split("`")
+    if len(parts) % 2 == 0 or any(_cell(part) != part for part in parts[1::2]):
+        return _cell(text)  # a name holds a backtick or markup: the whole line as escaped prose, no raw HTML
+    return "".join(_code(part) if index % 2 else _cell(part) for index, part in enumerate(parts))
 
 
 def summary_line(review: Review) -> str:
@@ -89,8 +92,8 @@ def _md_risks(review: Review) -> list[str]:
         return ["No risks found."]
     lines = ["| Severity | Risk | Resource | Why it matters |", "| --- | --- | --- | --- |"]
     for finding in review.findings:
-        lines.append(f"| **{finding.severity.upper()}** | {_cell(finding.title)} | {_code(finding.resource)} "
-                     f"({_cell(short_type(finding.type))}) | {_cell(finding.detail)} |")
+        lines.append(f"| **{_cell(finding.severity.upper())}** | {_inline(finding.title)} | "
+                     f"{_code(finding.resource)} ({_cell(short_type(finding.type))}) | {_inline(finding.detail)} |")
     return lines
 
 
@@ -110,7 +113,7 @@ def _md_change(change: ResourceChange) -> str:
 
 def markdown(review: Review, limit: int = COMMENT_LIMIT) -> str:
     """The review as Markdown of at most `limit` characters, summary and risks first."""
-    head = [f"### {review.title}", "", f"**{summary_line(review)}**", ""]
+    head = [f"### {_inline(review.title)}", "", f"**{summary_line(review)}**", ""]
     head += [f"> {_cell(note)}" for note in review.notes] + ([""] if review.notes else [])
     head += ["#### Risks", ""] + _md_risks(review) + [""]
     if review.config_changes:
@@ -156,7 +159,8 @@ def _cut_lines(text: str, budget: int) -> str:
 # -- text and JSON ---------------------------------------------------------------------------
 
 def plain_text(review: Review) -> str:
-    """Plain text for a terminal or a job log (no length limit)."""
+    """Plain text for a terminal or a job log (no length limit); each line escaped with `reporting.text`,
+    so a name cannot add or rewrite a line."""
     lines = [review.title.replace("`", ""), summary_line(review), ""]
     lines += [f"note: {note}" for note in review.notes]
     lines.append("RISKS" if review.findings else "RISKS: none")
@@ -176,7 +180,7 @@ def plain_text(review: Review) -> str:
         for row in _property_rows(change):
             note = f"  ({row.note})" if row.note else ""
             lines.append(f"        {row.path}: {row.before} -> {row.after}{note}")
-    return "\n".join(lines) + "\n"
+    return "\n".join(reporting.text(line) for line in lines) + "\n"
 
 
 def _camel(record: dict[str, Any]) -> dict[str, Any]:
@@ -189,7 +193,7 @@ def _camel(record: dict[str, Any]) -> dict[str, Any]:
 
 def as_json(review: Review) -> str:
     """Machine-readable review: summary, findings, changes (unchanged resources omitted)."""
-    document = {
+    document = reporting.envelope(JSON_FORMAT, JSON_VERSION, {
         "title": review.title,
         "source": review.source,
         "summary": {"risks": review.severity_counts(), "changes": review.counts()},
@@ -202,8 +206,8 @@ def as_json(review: Review) -> str:
              "properties": [_camel(asdict(p)) for p in c.properties]}
             for c in _visible(review)
         ],
-    }
-    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    })
+    return reporting.dumps(document, sort_keys=True, ensure_ascii=False)
 
 
 def render(review: Review, fmt: str, limit: int = COMMENT_LIMIT) -> str:

@@ -23,23 +23,17 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from facts import (ECS_SERVICE, FARGATE_SIZES, IAM_POLICY, IAM_ROLE, IAM_ROLE_POLICY, LOAD_BALANCER, LOG_GROUP,
+                   RANDOM_PASSWORD, SECRET, SECURITY_GROUP, TARGET_GROUP, TASK_DEFINITION)
+from facts import PG_EXTENSION as EXTENSION
+from facts import PG_ROLE as ROLE
+from facts import PG_SCHEMA as SCHEMA
 from ops.preview.model import (CREATE, CRITICAL, DELETE, HIGH, MEDIUM, REPLACE, SAME, UNKNOWN, UPDATE, Finding,
                                ResourceChange, severity_rank, short_type)
 
-SCHEMA = "postgresql:index/schema:Schema"
-ROLE = "postgresql:index/role:Role"
-EXTENSION = "postgresql:index/extension:Extension"
 POSTGRES_PROVIDER = "pulumi:providers:postgresql"
-RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
-TASK_DEFINITION = "aws:ecs/taskDefinition:TaskDefinition"
-ECS_SERVICE = "aws:ecs/service:Service"
-LOAD_BALANCER = "aws:lb/loadBalancer:LoadBalancer"
-SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
 SG_RULE = "aws:ec2/securityGroupRule:SecurityGroupRule"
 SG_INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
-IAM_POLICY = "aws:iam/policy:Policy"
-IAM_ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
-IAM_ROLE = "aws:iam/role:Role"
 IAM_ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
 IAM_ATTACHMENTS_EXCLUSIVE = "aws:iam/rolePolicyAttachmentsExclusive:RolePolicyAttachmentsExclusive"
 
@@ -50,15 +44,13 @@ STATEFUL: dict[str, tuple[str, str]] = {
     ROLE: (CRITICAL, "it is Umami's login: its objects are reassigned to the admin, the role is dropped "
                      "and every connection fails until a new role and secret are in place"),
     EXTENSION: (HIGH, "Umami's migrations and functions use pgcrypto; DROP EXTENSION breaks them"),
-    "aws:secretsmanager/secret:Secret": (HIGH, "tasks cannot start without it, and a new secret with the same "
-                                               "name fails while the old one waits out its recovery window"),
-    "aws:cloudwatch/logGroup:LogGroup": (HIGH, "its log history is deleted with it"),
+    SECRET: (HIGH, "tasks cannot start without it, and a new secret with the same "
+             "name fails while the old one waits out its recovery window"),
+    LOG_GROUP: (HIGH, "its log history is deleted with it"),
     LOAD_BALANCER: (HIGH, "a new load balancer has a new DNS name: clients and DNS records break until updated"),
-    "aws:lb/targetGroup:TargetGroup": (HIGH, "listeners and the ECS service point at it: traffic drops while "
-                                             "it is replaced"),
+    TARGET_GROUP: (HIGH, "listeners and the ECS service point at it: traffic drops while it is replaced"),
 }
 
-ALLOWED_TASK_SIZES = ((256, 512), (256, 1024), (512, 1024))
 WORLD = ("0.0.0.0/0", "::/0")
 ALB_PORTS = (80, 443)
 
@@ -392,9 +384,9 @@ def task_size(changes: list[ResourceChange]) -> list[Finding]:
         if change.action != CREATE and not (change.changed_keys() & {"cpu", "memory"}):
             continue
         cpu, memory = _size(change.inputs.get("cpu")), _size(change.inputs.get("memory"))
-        if (cpu, memory) in ALLOWED_TASK_SIZES:
+        if (cpu, memory) in FARGATE_SIZES:
             continue
-        allowed = ", ".join(f"{c}/{m}" for c, m in ALLOWED_TASK_SIZES)
+        allowed = ", ".join(f"{c}/{m}" for c, m in FARGATE_SIZES)
         findings.append(_finding(change, MEDIUM, "task-size",
                                  f"task size cpu={change.inputs.get('cpu')} memory={change.inputs.get('memory')} "
                                  "is outside the story's range",

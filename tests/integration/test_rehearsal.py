@@ -133,7 +133,7 @@ def run_cli(*args):
 
 def test_cli_rehearses_and_confirms_isolation(aurora, tmp_path):
     out = tmp_path / "outputs.json"
-    result = run_cli("--stack", "dev", "--dsn", aurora.admin_dsn(), "--outputs", str(out))
+    result = run_cli("--stack", "dev", "--dsn", aurora.admin_dsn(), "--write-outputs", str(out))
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.rstrip().endswith("isolation confirmed")
     assert "CREATE ROLE \"umami_user\" WITH ENCRYPTED PASSWORD '***' VALID UNTIL 'infinity' CONNECTION LIMIT" in result.stdout

@@ -376,7 +376,7 @@ def test_target_group_and_listeners_are_accepted_by_elbv2(applied):
         LoadBalancerArn=balancer["LoadBalancerArn"])["Attributes"]}
     assert lb_attributes["routing.http.drop_invalid_header_fields.enabled"] == "true"
     assert balancer["Scheme"] == "internet-facing"
-    listeners = {l["Port"]: l for l in elbv2.describe_listeners(LoadBalancerArn=balancer["LoadBalancerArn"])["Listeners"]}
+    listeners = {listener["Port"]: listener for listener in elbv2.describe_listeners(LoadBalancerArn=balancer["LoadBalancerArn"])["Listeners"]}
     if applied["variant"] == "http-only":
         assert set(listeners) == {80}
         assert listeners[80]["DefaultActions"][0]["TargetGroupArn"] == group["TargetGroupArn"]

@@ -13,7 +13,7 @@ from ops.metrics.budget import Budget
 from ops.metrics.connections import Sampling, classify, group_counts, parse_sampling, summarize
 from ops.metrics.diff import compare
 from ops.metrics.render import summary_line
-from ops.outputs import parse_outputs
+from ops.outputs import ConnectionBudget, parse_outputs
 
 PARTS = {"poolSize": 10, "poolsPerTask": 1, "maxTasks": 4, "migrationConnections": 1, "opsHeadroom": 3, "total": 44}
 OUTPUTS = {
@@ -47,12 +47,11 @@ def test_malformed_budget_outputs_are_one_line_errors(extra):
     assert next(iter(extra)) in message and "\n" not in message
 
 
-def test_outputs_built_in_place_are_read_from_their_raw_keys():
-    raw_only = replace(outputs(), raw={**OUTPUTS, "dbConnectionBudget": PARTS, "dbConnectionLimit": 44})
-    assert budget.from_outputs(raw_only) == (PARTS, 44)
-    broken = replace(outputs(), raw={**OUTPUTS, "dbConnectionBudget": {"total": 44}})
-    with pytest.raises(OpsError, match=r"^outputs dbConnectionBudget=\{\"total\": 44\} must be an object of whole"):
-        budget.from_outputs(broken)
+def test_outputs_built_in_place_are_read_from_their_typed_fields():
+    built = outputs()
+    built = replace(built, database=replace(built.database, connection_budget=ConnectionBudget(10, 1, 4, 1, 3, 44),
+                                            connection_limit=44))
+    assert budget.from_outputs(built) == (PARTS, 44)
 
 
 def test_budget_describes_its_arithmetic_or_its_source():

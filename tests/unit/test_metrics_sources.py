@@ -22,12 +22,12 @@ def test_before_the_first_deploy_the_admin_dsn_names_the_database(monkeypatch):
     monkeypatch.setenv("UMAMI_ADMIN_DSN", "postgresql://postgres:s3cret@db.internal:6543/appdb?sslmode=require")
     outputs, predeploy = resolve(SourceOptions(aurora_cluster="app-aurora", region="eu-central-1"))
     assert predeploy
-    assert (outputs.db_host, outputs.db_port, outputs.db_name, outputs.db_sslmode) == (
+    assert (outputs.database.host, outputs.database.port, outputs.database.name, outputs.database.sslmode) == (
         "db.internal", 6543, "appdb", "require")
-    assert (outputs.db_schema, outputs.db_role) == ("umami", "umami_user")
+    assert (outputs.database.schema, outputs.database.role) == ("umami", "umami_user")
     targets = targets_from_outputs(outputs)
     assert (targets.cluster, targets.instances, targets.region) == ("app-aurora", (), "eu-central-1")
-    assert "s3cret" not in json.dumps(outputs.raw)
+    assert "s3cret" not in repr(outputs)
 
 
 def test_without_outputs_or_dsn_says_what_to_pass(monkeypatch):
@@ -42,7 +42,7 @@ def test_outputs_keep_their_names_and_take_aurora_overrides(tmp_path):
     path.write_text(json.dumps(OUTPUTS))
     outputs, predeploy = resolve(SourceOptions(outputs_file=str(path), aurora_instances=("db-1", "db-2")))
     assert not predeploy
-    assert (outputs.db_schema, outputs.db_role) == ("analytics", "analytics_user")
+    assert (outputs.database.schema, outputs.database.role) == ("analytics", "analytics_user")
     targets = targets_from_outputs(outputs)
     assert (targets.cluster, targets.instances, targets.region) == (None, ("db-1", "db-2"), "eu-west-1")
     with pytest.raises(OpsError, match="--schema and --role are for a snapshot before the first deploy"):
@@ -52,6 +52,5 @@ def test_outputs_keep_their_names_and_take_aurora_overrides(tmp_path):
 def test_malformed_instance_list_is_one_line(tmp_path):
     path = tmp_path / "outputs.json"
     path.write_text(json.dumps({**OUTPUTS, "auroraInstanceIdentifiers": "db-1"}))
-    outputs, _ = resolve(SourceOptions(outputs_file=str(path)))
     with pytest.raises(OpsError, match=r"auroraInstanceIdentifiers='db-1' must be a list of instance identifiers"):
-        targets_from_outputs(outputs)
+        resolve(SourceOptions(outputs_file=str(path)))

@@ -124,15 +124,15 @@ def test_tunnel_without_name_checking_replaces_the_host():
 
 def test_new_outputs_are_optional_and_sslmode_defaults_to_verify_full():
     plain = outputs()
-    assert plain.db_sslmode == "verify-full"
-    assert (plain.db_ca_bundle, plain.db_reader_host, plain.db_connection_limit, plain.db_pool_size,
-            plain.db_connection_budget) == (None, None, None, None, None)
+    assert plain.database.sslmode == "verify-full"
+    assert (plain.database.ca_bundle, plain.database.reader_host, plain.database.connection_limit, plain.database.pool_size,
+            plain.database.connection_budget) == (None, None, None, None, None)
     budget = {"poolSize": 10, "poolsPerTask": 2, "maxTasks": 4, "migrationConnections": 1, "opsHeadroom": 3,
               "total": 84}
     full = outputs(dbCaBundle=PEM, dbReaderHost="umami.cluster-ro-abc.eu-west-1.rds.amazonaws.com",
                    dbConnectionLimit=84, dbPoolSize=10, dbConnectionBudget=budget, dbSslMode="verify-ca")
-    assert full.db_connection_budget == ConnectionBudget(10, 2, 4, 1, 3, 84)
-    assert (full.db_sslmode, full.db_connection_limit, full.db_reader_host.split(".")[1]) == (
+    assert full.database.connection_budget == ConnectionBudget(10, 2, 4, 1, 3, 84)
+    assert (full.database.sslmode, full.database.connection_limit, full.database.reader_host.split(".")[1]) == (
         "verify-ca", 84, "cluster-ro-abc")
 
 
@@ -279,4 +279,4 @@ def test_task_ceiling_comes_from_autoscaling_and_the_deployment_configuration(se
 
 def test_task_ceiling_without_aws_is_not_applicable():
     with pytest.raises(NotApplicable, match="^rehearsal: nothing is deployed on AWS$"):
-        ConnectionData(FakeContext(None, "rehearsal: nothing is deployed on AWS")).ceiling
+        ConnectionData(FakeContext(None, "rehearsal: nothing is deployed on AWS")).ceiling  # noqa: B018 (raises)

@@ -123,7 +123,7 @@ def test_task_size_outside_the_story_is_a_violation(dev, cpu, memory):
 
 def test_every_allowed_size_passes(dev):
     task = props(dev, invariants.TASK_DEFINITION)
-    for cpu, memory in invariants.ALLOWED_TASK_SIZES:
+    for cpu, memory in invariants.FARGATE_SIZES:
         task.update(cpu=str(cpu), memory=str(memory))
         assert invariants.task_size_in_range(invariants.TASK_DEFINITION, task) == []
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import subprocess
 import sys
 from typing import Any
 
@@ -73,6 +74,24 @@ def test_the_pack_manifest_and_entry_point():
     keywords = {k.arg: k.value for k in calls[0].keywords}
     assert isinstance(keywords["policies"], ast.Name) and keywords["policies"].id == "POLICIES"
     assert ast.unparse(keywords["enforcement_level"]) == "EnforcementLevel.MANDATORY"
+
+
+def test_the_entry_point_imports_the_shared_facts_from_any_directory(tmp_path):
+    """As `pulumi preview --policy-pack policy` runs it: from elsewhere, in an environment with
+    pulumi-policy only (the project's editable install is taken off the path); `PolicyPack` is
+    replaced because the real one starts the analyzer."""
+    script = ("import runpy, sys, pulumi_policy\n"
+              "sys.meta_path[:] = [f for f in sys.meta_path if '__editable__' not in getattr(f, '__module__', '')]\n"
+              "sys.path[:] = [p for p in sys.path if '__editable__' not in p]\n"
+              "sys.path_importer_cache.clear()\n"
+              "pulumi_policy.PolicyPack = lambda **kwargs: print(len(kwargs['policies']))\n"
+              f"runpy.run_path({str(POLICY_DIR / '__main__.py')!r}, run_name='__main__')\n"
+              "import facts, invariants\n"
+              "assert invariants.FARGATE_SIZES is facts.FARGATE_SIZES\n"
+              f"assert facts.__file__ == {str(PROJECT_ROOT / 'facts.py')!r}, facts.__file__\n")
+    done = subprocess.run([sys.executable, "-I", "-c", script], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(len(policies.POLICIES))
 
 
 def test_resource_policies_pass_the_program_and_report_a_violation(dev):

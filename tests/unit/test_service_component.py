@@ -208,7 +208,7 @@ def test_target_group_checks_the_heartbeat_on_ip_targets(run):
 
 
 def test_https_listener_uses_the_certificate_and_tls12_plus(https_run):
-    listeners = {l.inputs["port"]: l.inputs for l in https_run.by_type(LISTENER)}
+    listeners = {listener.inputs["port"]: listener.inputs for listener in https_run.by_type(LISTENER)}
     assert set(listeners) == {80, 443}
     https = listeners[443]
     assert https["protocol"] == "HTTPS" and https["certificateArn"] == CERT
@@ -224,7 +224,7 @@ def test_https_listener_uses_the_certificate_and_tls12_plus(https_run):
 
 def test_without_certificate_http_only_and_a_warning_output(run):
     listeners = run.by_type(LISTENER)
-    assert [(l.inputs["port"], l.inputs["protocol"]) for l in listeners] == [(80, "HTTP")]
+    assert [(listener.inputs["port"], listener.inputs["protocol"]) for listener in listeners] == [(80, "HTTP")]
     assert listeners[0].inputs["defaultActions"][0]["type"] == "forward"
     assert "plain HTTP" in run.outputs["httpsWarning"]
     assert run.outputs["url"] == "http://" + run.outputs["albDnsName"]
@@ -238,7 +238,7 @@ def test_internal_alb_is_selectable():
 def test_admin_cidrs_keep_tracker_public_and_forbid_the_rest():
     admins = [f"198.51.100.{i * 8}/29" for i in range(7)]
     run = run_dev({**HTTPS, "adminCidrs": admins})
-    https = next(l for l in run.by_type(LISTENER) if l.inputs["port"] == 443)
+    https = next(listener for listener in run.by_type(LISTENER) if listener.inputs["port"] == 443)
     assert https.inputs["defaultActions"] == [{"type": "fixed-response", "fixedResponse": {
         "contentType": "text/plain", "messageBody": "Forbidden", "statusCode": "403"}}]
     rules = sorted((r.inputs for r in run.by_type(RULE)), key=lambda r: r["priority"])
