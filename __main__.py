@@ -2,7 +2,7 @@
 generated credentials in Secrets Manager, Umami on ECS Fargate behind an ALB with
 alarms and a dashboard, and the outputs ops relies on.
 
-Configuration is validated before any resource is declared (components/config.py).
+Configuration is validated before any resource is declared (components/config/).
 The exported outputs are the versioned contract of contract.py (README.md, "Stack outputs").
 """
 
@@ -11,13 +11,13 @@ import pulumi_aws as aws
 
 import contract
 from components import config as stack_config
-from components.admin import admin_credentials
-from components.alarms import Watched
+from components.database_parts.admin import admin_credentials
+from components.monitoring_parts.alarms import Watched
 from components.database import UmamiDatabase
 from components.monitoring import UmamiMonitoring
 from components.secrets import UmamiSecrets
 from components.service import UmamiService
-from components.tags import Tagging
+from components.shared.tags import Tagging
 from contract import CONTRACT_VERSION
 
 cfg = stack_config.load()

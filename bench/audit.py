@@ -2,7 +2,7 @@
 
     python -m bench.audit [--tables 10000] [--schemas 200] [--roles 500] [--repeat 3]
 
-Starts a throwaway Aurora-like PostgreSQL 15 (ops.pgcluster.LocalCluster), builds
+Starts a throwaway Aurora-like PostgreSQL 15 (ops.engine.pgcluster.LocalCluster), builds
 an application of `--tables` tables in `--schemas` schemas owned by `--roles` roles
 (memberships, table and column grants, PUBLIC grants, default privileges, a few
 leaks to umami) in one transaction, applies the stack's privilege model with the
@@ -31,13 +31,13 @@ import psycopg
 from psycopg import sql
 
 from facts import DEFAULT_ROLE, DEFAULT_SCHEMA
-from ops import pgcluster
-from ops.cli import progress, run_command_line
-from ops.checks import CATALOG_FAMILIES
-from ops.checks.catalog import Catalog
-from ops.db import Target, connect
-from ops.errors import OpsError
-from ops.rehearse import rehearse
+from ops.engine import pgcluster
+from ops.core.cli import progress, run_command_line
+from ops.verify.checks import CATALOG_FAMILIES
+from ops.verify.checks.catalog import Catalog
+from ops.core.db import Target, connect
+from ops.core.errors import OpsError
+from ops.rehearse.commands import rehearse
 
 UMAMI_ROLE, UMAMI_SCHEMA = DEFAULT_ROLE, DEFAULT_SCHEMA  # the stack's defaults
 TABLE_PRIVILEGES = "SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER"  # what the naive loop asks

@@ -9,9 +9,9 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
-from components.alarms import AlarmSpec, Watched, alarm_specs, aurora_targets
+from components.monitoring_parts.alarms import AlarmSpec, Watched, alarm_specs, aurora_targets
 from components.config import DatabaseConfig, MonitoringConfig
-from components.dashboard import dashboard_body
+from components.monitoring_parts.dashboard import dashboard_body
 from facts import resource_base_name
 
 

@@ -4,14 +4,14 @@ Two secrets:
 - the database credentials (default `observability/umami-db-credentials`), a JSON
   object `{username, password, host, port, database, schema, DATABASE_URL}`, where
   DATABASE_URL is ready for Umami: password URL-encoded, `?schema=` and the TLS
-  parameters of components/tls.py; plus DATABASE_REPLICA_URL (same login, the reader
+  parameters of components/shared/tls.py; plus DATABASE_REPLICA_URL (same login, the reader
   endpoint) when umami:dbReaderHost is set;
 - Umami's `APP_SECRET` (default `observability/umami-app-secret`), a plain string, so
   rotating the database password never invalidates sessions.
 
 Every generated value stays a Pulumi secret from generation to storage. The
 plain password goes only into Secrets Manager (Umami needs it); PostgreSQL gets
-a SCRAM-SHA-256 verifier of it (components/scram.py) built with a salt kept in
+a SCRAM-SHA-256 verifier of it (components/shared/scram.py) built with a salt kept in
 state, so the verifier is the same on every run and the role shows no diff.
 """
 
@@ -24,7 +24,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-from components import scram, tls
+from components.shared import scram, tls
 from components.config import DatabaseConfig, SecretsConfig
 
 PASSWORD_LENGTH = 40

@@ -18,13 +18,13 @@ import json
 import pulumi
 import pulumi_aws as aws
 
-from components.autoscaling import service_autoscaling
+from components.service_parts.autoscaling import service_autoscaling
 from components.config import DEPLOYMENT_MAXIMUM_PERCENT, NetworkConfig, ServiceConfig
-from components.container import CONTAINER_NAME, CONTAINER_PORT, container_definitions
-from components.discovery import service_registry
-from components.iam import task_roles
-from components.loadbalancer import load_balancer
-from components.network import security_groups
+from components.service_parts.container import CONTAINER_NAME, CONTAINER_PORT, container_definitions
+from components.service_parts.discovery import service_registry
+from components.service_parts.iam import task_roles
+from components.service_parts.loadbalancer import load_balancer
+from components.service_parts.network import security_groups
 from facts import resource_base_name
 
 DESIRED_COUNT = 1

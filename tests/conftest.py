@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from ops import pgcluster  # noqa: E402
-from ops.pgcluster import Credentials, LocalCluster  # noqa: E402
+from ops.engine import pgcluster  # noqa: E402
+from ops.engine.pgcluster import Credentials, LocalCluster  # noqa: E402
 
 
 @dataclass
@@ -131,7 +131,7 @@ class Rehearsed:
 def rehearse_into(aurora: AuroraLike, state_root: Path, overrides: dict[str, str] | None = None,
                   **options) -> Rehearsed:
     """Rehearse the dev stack into `aurora` with optional config overrides (options: refresh, ...)."""
-    from ops.rehearse import rehearse
+    from ops.rehearse.commands import rehearse
 
     result = rehearse("dev", dsn=aurora.admin_dsn(), state_root=state_root, overrides=overrides, **options)
     assert result.ok, [f"{c.label}: {c.detail}" for c in result.changes if c.action == "failed"]

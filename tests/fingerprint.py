@@ -20,7 +20,7 @@ import subprocess
 
 from psycopg import sql
 
-from ops import pgcluster
+from ops.engine import pgcluster
 
 
 def schema_dump(aurora) -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ops.offline import OfflineHandler
-from ops.program import ProgramRun, read_stack_config, run_program
+from ops.engine.offline import OfflineHandler
+from ops.engine.program import ProgramRun, read_stack_config, run_program
 
 
 def dev_config(overrides: dict[str, Any] | None = None, remove: tuple[str, ...] = ()) -> dict[str, Any]:

@@ -8,7 +8,7 @@ all with unqualified names (the role's search_path decides where they go).
 import psycopg
 from psycopg import sql
 
-from ops.checks.schema_state import UMAMI_3_1_TABLES
+from ops.verify.checks.schema_state import UMAMI_3_1_TABLES
 
 PRISMA_MIGRATIONS_DDL = """CREATE TABLE IF NOT EXISTS "_prisma_migrations" (
     id varchar(36) PRIMARY KEY, checksum varchar(64) NOT NULL, finished_at timestamptz,

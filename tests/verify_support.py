@@ -10,11 +10,11 @@ from typing import Iterable
 
 import psycopg
 
-from ops.checks.base import Severity, Status
-from ops.db import Target
-from ops.outputs import StackOutputs, parse_outputs
-from ops.report import Report
-from ops.verify import run_verification
+from ops.verify.checks.base import Severity, Status
+from ops.core.db import Target
+from ops.core.outputs import StackOutputs, parse_outputs
+from ops.verify.report import Report
+from ops.verify.runner import run_verification
 
 # Who runs an injected statement: the bootstrap superuser, the Aurora-like admin, umami, the application.
 SUPERUSER, ADMIN, UMAMI, APP = "superuser", "admin", "umami", "app"

@@ -25,9 +25,9 @@ import sys
 from datetime import timedelta
 from typing import Any
 
-from ops import cli
-from ops.cli import run_command_line
-from ops.errors import OpsError
+from ops.core import cli
+from ops.core.cli import run_command_line
+from ops.core.errors import OpsError
 from ops.metrics import snapshot, sources, thresholds
 from ops.metrics.collect import SnapshotRequest, log, take_snapshot
 from ops.metrics.connections import DEFAULT_INTERVAL_SECONDS, DEFAULT_SAMPLES, Sampling, parse_sampling

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ops.outputs import StackOutputs
+from ops.core.outputs import StackOutputs
 
 PARTS = ("poolSize", "poolsPerTask", "maxTasks", "migrationConnections", "opsHeadroom")
 FIELDS = PARTS + ("total",)

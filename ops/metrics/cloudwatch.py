@@ -6,7 +6,7 @@ here from those values. Aurora and ECS publish one sample a minute, so with
 one-minute periods these equal CloudWatch's own statistics; for ALB response
 time the p95 is that of per-minute averages, not of single requests.
 
-Throttling is retried by botocore's standard retry mode (see `ops.aws`).
+Throttling is retried by botocore's standard retry mode (see `ops.core.aws`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 import botocore.exceptions
 
-from ops import aws
+from ops.core import aws
 from ops.metrics.metric_set import MetricSpec
 from ops.metrics.window import Window
 

@@ -15,16 +15,16 @@ from typing import Any, Callable
 
 import botocore.exceptions
 
-from ops import aws, db
-from ops.cli import progress
-from ops.errors import OpsError
+from ops.core import aws, db
+from ops.core.cli import progress
+from ops.core.errors import OpsError
 from ops.metrics import budget, cloudwatch, snapshot
 from ops.metrics.connections import Sampling, Sleep
 from ops.metrics.database import snapshot_database
 from ops.metrics.login import AUTO, choose_login
 from ops.metrics.metric_set import Targets, default_metric_set, targets_from_outputs
 from ops.metrics.window import format_window, window_ending
-from ops.outputs import StackOutputs
+from ops.core.outputs import StackOutputs
 
 ClientFactory = Callable[[str, str | None], Any]
 Progress = Callable[[str], None]

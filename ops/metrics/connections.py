@@ -20,8 +20,8 @@ from typing import Any, Callable
 
 import psycopg
 
-from ops.db import APPLICATION_NAME
-from ops.errors import OpsError
+from ops.core.db import APPLICATION_NAME
+from ops.core.errors import OpsError
 
 UMAMI = "umami"
 APPLICATION = "application"

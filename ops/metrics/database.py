@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 from psycopg import errors as pg_errors
 
-from ops.errors import OpsError
+from ops.core.errors import OpsError
 from ops.metrics import connections
 from ops.metrics.connections import Sampling
 

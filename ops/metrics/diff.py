@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ops.db import APPLICATION_NAME
+from ops.core.db import APPLICATION_NAME
 from ops.metrics import budget as budgets
 from ops.metrics import snapshot
 from ops.metrics.budget import Budget

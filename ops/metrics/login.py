@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ops import credentials
-from ops.db import Target
-from ops.errors import OpsError
-from ops.outputs import StackOutputs
+from ops.core import credentials
+from ops.core.db import Target
+from ops.core.errors import OpsError
+from ops.core.outputs import StackOutputs
 
 AUTO = "auto"
 ADMIN = "admin"

@@ -17,8 +17,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ops.errors import OpsError
-from ops.outputs import StackOutputs
+from ops.core.errors import OpsError
+from ops.core.outputs import StackOutputs
 
 AURORA = "aurora"
 SERVICE = "service"

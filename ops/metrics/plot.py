@@ -13,7 +13,7 @@ import math
 import textwrap
 from pathlib import Path
 
-from ops.errors import OpsError
+from ops.core.errors import OpsError
 from ops.metrics.diff import AURORA, SERVICE, Diff, Row
 from ops.metrics.render import VERDICT_WORDS, summary_line
 from ops.metrics.snapshot import describe_source

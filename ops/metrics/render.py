@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from ops import reporting
+from ops.core import reporting
 from ops.metrics.diff import SECTIONS, Diff, Row
 from ops.metrics.snapshot import describe_source
 from ops.metrics.thresholds import FAIL, INFO, NO_DATA, PASS
 from ops.metrics.units import format_change, format_value
-from ops.reporting import aligned, markdown, markdown_row, markdown_table_head, text
+from ops.core.reporting import aligned, markdown, markdown_row, markdown_table_head, text
 
 FORMATS = ("text", "json", "markdown")
 DIFF_FORMAT = "umami-ops-metrics-diff"

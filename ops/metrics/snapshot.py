@@ -31,9 +31,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
-from ops import reporting
-from ops.errors import OpsError
-from ops.jsonfile import read_json
+from ops.core import reporting
+from ops.core.errors import OpsError
+from ops.core.jsonfile import read_json
 from ops.metrics import budget, connections
 
 FORMAT = "umami-ops-metrics-snapshot"

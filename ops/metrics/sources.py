@@ -13,11 +13,11 @@ import os
 from dataclasses import dataclass, replace
 
 from facts import DEFAULT_ROLE, DEFAULT_SCHEMA
-from ops import outputs as stack_outputs
-from ops.credentials import ENV_ADMIN_DSN
-from ops.db import target_from_dsn
-from ops.errors import OpsError
-from ops.outputs import CONTRACT_VERSION, DatabaseOutputs, SecretsOutputs, StackOutputs
+from ops.core import outputs as stack_outputs
+from ops.core.credentials import ENV_ADMIN_DSN
+from ops.core.db import target_from_dsn
+from ops.core.errors import OpsError
+from ops.core.outputs import CONTRACT_VERSION, DatabaseOutputs, SecretsOutputs, StackOutputs
 
 
 

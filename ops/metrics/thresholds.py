@@ -37,8 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ops.errors import OpsError
-from ops.jsonfile import read_json
+from ops.core.errors import OpsError
+from ops.core.jsonfile import read_json
 from ops.metrics.units import format_bytes
 
 PASS = "pass"

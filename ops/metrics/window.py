@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from ops.errors import OpsError
+from ops.core.errors import OpsError
 
 MIN_WINDOW = timedelta(minutes=5)
 MAX_WINDOW = timedelta(days=455)       # CloudWatch keeps hourly data for 15 months

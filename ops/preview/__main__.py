@@ -10,16 +10,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from ops import cli
-from ops.cli import progress, run_command_line
-from ops.errors import OpsError
+from ops.core import cli
+from ops.core.cli import progress, run_command_line
+from ops.core.errors import OpsError
 from ops.preview import plan as plan_module
 from ops.preview.diff import diff_plans
 from ops.preview.model import SEVERITIES, Review
 from ops.preview.render import COMMENT_LIMIT, render
 from ops.preview.summarize import load_preview, summarize
-from ops.program import PROJECT_ROOT, parse_overrides
-from ops.reporting import at_or_above
+from ops.engine.program import PROJECT_ROOT, parse_overrides
+from ops.core.reporting import at_or_above
 
 
 EXIT_CODES = {0: "done: no finding at or above --fail-on (default none)", 1: "findings at or above --fail-on",

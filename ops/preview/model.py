@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from facts import SECRET_MASK as MASK  # noqa: F401  (diff and render import it from here)
-from ops.reporting import Severity
+from ops.core.reporting import Severity
 
 # Actions, in the order a reviewer reads them.
 CREATE, UPDATE, REPLACE, DELETE, SAME, READ = "create", "update", "replace", "delete", "same", "read"
 ACTIONS = (REPLACE, DELETE, UPDATE, CREATE, READ, SAME)
 
-# Severities are the shared model's labels (ops.reporting.Severity); risks use the top three.
+# Severities are the shared model's labels (ops.core.reporting.Severity); risks use the top three.
 CRITICAL, HIGH, MEDIUM = Severity.CRITICAL.label, Severity.HIGH.label, Severity.MEDIUM.label
 SEVERITIES = (CRITICAL, HIGH, MEDIUM)
 

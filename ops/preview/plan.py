@@ -1,6 +1,6 @@
 """The offline plan: the program run in record-only mode, written as a deterministic manifest.
 
-No cloud, no database, no Pulumi CLI: `ops.program.run_program` runs the
+No cloud, no database, no Pulumi CLI: `ops.engine.program.run_program` runs the
 unchanged program under Pulumi's mocks with `OfflineHandler`, which gives every
 resource a stable fake id and every generated password a stable stand-in.
 
@@ -23,12 +23,12 @@ import yaml
 
 from facts import DEFAULT_REGION
 from facts import SECRET_MASK as MASK
-from ops.errors import OpsError
-from ops.jsonfile import read_json
-from ops.offline import OfflineHandler
-from ops.reporting import dumps as dumps_json
-from ops.reporting import envelope, read_envelope
-from ops.program import PROJECT_ROOT, ProgramRun, read_stack_config, run_program
+from ops.core.errors import OpsError
+from ops.core.jsonfile import read_json
+from ops.engine.offline import OfflineHandler
+from ops.core.reporting import dumps as dumps_json
+from ops.core.reporting import envelope, read_envelope
+from ops.engine.program import PROJECT_ROOT, ProgramRun, read_stack_config, run_program
 
 PLAN_FORMAT = "umami-offline-plan"
 PLAN_VERSION = 1

@@ -11,7 +11,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ops import reporting
+from ops.core import reporting
 from ops.preview.model import (ACTIONS, CREATE, DELETE, MASK, READ, REPLACE, SAME, SEVERITIES, UNKNOWN, UPDATE,
                                ResourceChange, Review, short_type)
 

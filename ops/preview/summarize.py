@@ -16,8 +16,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ops.errors import OpsError
-from ops.jsonfile import read_json
+from ops.core.errors import OpsError
+from ops.core.jsonfile import read_json
 from ops.preview.diff import property_changes
 from ops.preview.model import (CREATE, DELETE, READ, REPLACE, SAME, UPDATE, PropertyChange, ResourceChange,
                                Review, top_level_key)

@@ -3,7 +3,7 @@ audit and both naive loops agree on which tables umami can use (the full size ru
 `python -m bench.audit`)."""
 
 from bench.audit import LEAKED_TABLES, Sizes, build, measure
-from ops.db import Target
+from ops.core.db import Target
 
 
 def test_benchmark_code_at_a_small_size(aurora, tmp_path):

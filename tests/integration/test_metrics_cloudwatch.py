@@ -10,13 +10,13 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from moto import mock_aws
 
-from ops import aws
+from ops.core import aws
 from ops.metrics import snapshot
 from ops.metrics.__main__ import main
 from ops.metrics.collect import SnapshotRequest, collect_cloudwatch, take_snapshot
 from ops.metrics.connections import Sampling
 from ops.metrics.metric_set import Targets, default_metric_set
-from ops.outputs import load_outputs_file
+from ops.core.outputs import load_outputs_file
 from tests.integration.test_metrics_database import png_size, rows_by_key, write_outputs
 
 CLUSTER = "app-aurora"

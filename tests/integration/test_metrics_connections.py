@@ -10,12 +10,12 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from ops.db import APPLICATION_NAME
+from ops.core.db import APPLICATION_NAME
 from ops.metrics import snapshot
 from ops.metrics.__main__ import main
 from ops.metrics.collect import SnapshotRequest, take_snapshot
 from ops.metrics.connections import Sampling
-from ops.outputs import load_outputs_file
+from ops.core.outputs import load_outputs_file
 from tests.integration.test_metrics_database import (FAST_SAMPLING, create_umami_by_sql, diff_json, rows_by_key,
                                                      snap, umami_connect, write_outputs)
 from tests.integration.test_metrics_database import as_admin, no_aws  # noqa: F401  (fixtures)

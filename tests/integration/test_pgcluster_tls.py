@@ -4,10 +4,12 @@ import psycopg
 import pytest
 from cryptography import x509
 
-from ops import pgcluster
-from ops.db import Target, target_from_dsn
-from ops.errors import OpsError
-from ops.rehearse import Database, State, local_database, rehearsal_config
+from ops.engine import pgcluster
+from ops.core.db import Target, target_from_dsn
+from ops.core.errors import OpsError
+from ops.rehearse.database import Database, local_database
+from ops.rehearse.stack import rehearsal_config
+from ops.rehearse.state import State
 
 
 def login(cluster, **tls):

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from ops.rehearse import destroy, rehearse
+from ops.rehearse.commands import destroy, rehearse
 from tests.conftest import ROOT, rehearse_into
 from tests.umami_like import run_umami_like_migrations
 

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from ops.rehearse import destroy, rehearse
+from ops.rehearse.commands import destroy, rehearse
 from tests.conftest import ROOT, rehearse_into
 from tests.fingerprint import fingerprint
 

@@ -8,7 +8,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from components import scram
+from components.shared import scram
 from components.secrets import PASSWORD_SPECIALS
 
 ROLE = "umami_scram_probe"

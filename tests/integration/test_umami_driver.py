@@ -21,8 +21,8 @@ import pytest
 from psycopg import sql
 
 from components.secrets import database_url
-from ops import pgcluster
-from ops.umami_env import write_umami_env
+from ops.engine import pgcluster
+from ops.engine.umami_env import write_umami_env
 from tests.conftest import ROOT, rehearse_into, started_cluster
 from tests.umami_like import MIGRATIONS, PRISMA_MIGRATIONS_DDL
 
@@ -65,7 +65,7 @@ def read_json_line(proc: subprocess.Popen, timeout: float = 30) -> dict:
 
 
 def container_env(rehearsed, folder: Path) -> dict[str, str]:
-    """The Umami container's environment as the stack stores it (ops.umami_env). The stored URL's
+    """The Umami container's environment as the stack stores it (ops.engine.umami_env). The stored URL's
     sslrootcert/sslcert and NODE_EXTRA_CA_CERTS name the container's /tmp/umami-db-ca.pem; this
     rewrites them to a local copy of the CA written into `folder` (what --umami-env does)."""
     return write_umami_env(rehearsed.result.run, folder / "umami.env")

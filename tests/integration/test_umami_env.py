@@ -6,7 +6,7 @@ import subprocess
 import sys
 from urllib.parse import parse_qs, urlsplit
 
-from ops.umami_env import container_environment, umami_container, write_umami_env
+from ops.engine.umami_env import container_environment, umami_container, write_umami_env
 from tests.conftest import ROOT, rehearse_into
 from tests.stack import run_dev
 

@@ -3,9 +3,9 @@ as the admin and as umami alone, before and after Umami-like migrations."""
 
 import pytest
 
-from ops.checks import ALL_CHECKS
-from ops.checks.base import Status
-from ops.checks.schema_state import UMAMI_3_1_TABLES
+from ops.verify.checks import ALL_CHECKS
+from ops.verify.checks.base import Status
+from ops.verify.checks.schema_state import UMAMI_3_1_TABLES
 from tests.verify_support import (
     UMAMI, connect_as, failing, outputs_of, verify,
 )

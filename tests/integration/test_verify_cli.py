@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from ops.pgcluster import free_port
-from ops.verify import main
+from ops.engine.pgcluster import free_port
+from ops.verify.__main__ import main
 from tests.verify_support import ADMIN, APP, error_line, inject
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -184,7 +184,7 @@ def test_tunnel_keeps_verifying_the_certificate_name(cli_env, tmp_path, capsys, 
 
 
 def test_a_ca_that_did_not_sign_the_server_is_refused(cli_env, tmp_path, capsys, monkeypatch):
-    from ops.pgcluster import issue_certificates
+    from ops.engine.pgcluster import issue_certificates
     other_ca = issue_certificates(("localhost", "127.0.0.1"))[0].decode()
     path = tmp_path / "outputs.json"
     path.write_text(json.dumps({**cli_env.outputs, "dbCaBundle": other_ca}))

@@ -13,10 +13,11 @@ import psycopg
 import pytest
 from moto import mock_aws
 
-import ops.aws
-from ops.checks.base import Severity, Status
-from ops.checks.context import SecretSource
-from ops.verify import main, run_verification
+import ops.core.aws
+from ops.verify.checks.base import Severity, Status
+from ops.verify.checks.context import SecretSource
+from ops.verify.__main__ import main
+from ops.verify.runner import run_verification
 from tests.integration.test_verify_deployment import REGION, build_world
 from tests.verify_support import ADMIN, admin_target, error_line, inject, outputs_of, umami_target
 
@@ -184,7 +185,7 @@ def environment_only(rehearsed, tmp_path, monkeypatch):
         calls.append(service)
         raise AssertionError(f"AWS {service} asked")
 
-    monkeypatch.setattr(ops.aws, "client", refuse)
+    monkeypatch.setattr(ops.core.aws, "client", refuse)
     monkeypatch.setenv("UMAMI_DB_PASSWORD", rehearsed.umami.password)
     monkeypatch.setenv("UMAMI_ADMIN_DSN", rehearsed.aurora.admin_dsn())
     outputs = {**rehearsed.outputs, "rehearsal": False, "awsRegion": REGION, "ecsClusterName": "umami-dev",

@@ -15,12 +15,12 @@ import pytest
 from botocore.config import Config
 from moto import mock_aws
 
-import ops.aws
-from ops.checks.base import Severity, Status
-from ops.db import Target
-from ops.errors import OpsError
-from ops.outputs import parse_outputs
-from ops.verify import run_verification
+import ops.core.aws
+from ops.verify.checks.base import Severity, Status
+from ops.core.db import Target
+from ops.core.errors import OpsError
+from ops.core.outputs import parse_outputs
+from ops.verify.runner import run_verification
 from tests.verify_support import failing
 
 REGION = "eu-west-1"
@@ -222,7 +222,7 @@ def test_throttling_is_retried_then_stops_the_run(aws_env, umami_http, monkeypat
             request.url, 400, {"Content-Type": "application/x-amz-json-1.1"},
             _RawBody(b'{"__type":"ThrottlingException","message":"Rate exceeded"}'))
 
-    real_client = ops.aws.client
+    real_client = ops.core.aws.client
 
     def throttled_client(service, region=None):
         client = real_client(service, region)
@@ -230,8 +230,8 @@ def test_throttling_is_retried_then_stops_the_run(aws_env, umami_http, monkeypat
         return client
 
     world = build_world(url_of(umami_http))
-    monkeypatch.setattr(ops.aws, "RETRY_CONFIG", Config(retries={"mode": "standard", "max_attempts": 2}))
-    monkeypatch.setattr(ops.aws, "client", throttled_client)
+    monkeypatch.setattr(ops.core.aws, "RETRY_CONFIG", Config(retries={"mode": "standard", "max_attempts": 2}))
+    monkeypatch.setattr(ops.core.aws, "client", throttled_client)
     with pytest.raises(OpsError, match="ecs describe_services: ThrottlingException: Rate exceeded"):
         verify_deployment(world)
     assert len(calls) == 3  # the first attempt and two retries (standard mode, max_attempts=2)

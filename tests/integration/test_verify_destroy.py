@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import psycopg
 import pytest
 
-from ops.checks.base import Severity, Status
-from ops.checks.destroy import dependent_objects, dependents_outside, owned_outside
-from ops.verify import main
+from ops.verify.checks.base import Severity, Status
+from ops.verify.checks.destroy import dependent_objects, dependents_outside, owned_outside
+from ops.verify.__main__ import main
 from tests.umami_like import run_umami_like_migrations
 from tests.verify_support import ADMIN, APP, SUPERUSER, UMAMI, connect_as, failing, inject, outputs_of, verify
 

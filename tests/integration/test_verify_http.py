@@ -10,12 +10,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from ops.checks.base import Severity, Status
-from ops.checks.http import http_request
-from ops.db import Target
-from ops.errors import OpsError
-from ops.outputs import parse_outputs
-from ops.verify import main, run_verification
+from ops.verify.checks.base import Severity, Status
+from ops.verify.checks.http import http_request
+from ops.core.db import Target
+from ops.core.errors import OpsError
+from ops.core.outputs import parse_outputs
+from ops.verify.__main__ import main
+from ops.verify.runner import run_verification
 from tests.verify_support import error_line
 
 REHEARSAL_OUTPUTS = {"contractVersion": 1, "dbHost": "127.0.0.1", "dbPort": 5432, "dbName": "appdb",

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from ops.checks import ALL_CHECKS
-from ops.checks.base import Severity
+from ops.verify.checks import ALL_CHECKS
+from ops.verify.checks.base import Severity
 from tests.verify_support import (
     ADMIN, APP, SUPERUSER, UMAMI, connect_as, failing, inject, outputs_of, verify,
 )

@@ -11,9 +11,10 @@ import pytest
 from moto import mock_aws
 
 from components.secrets import database_url
-from ops.checks.base import Severity, Status
-from ops.checks.context import SecretSource
-from ops.verify import main, run_verification
+from ops.verify.checks.base import Severity, Status
+from ops.verify.checks.context import SecretSource
+from ops.verify.__main__ import main
+from ops.verify.runner import run_verification
 from tests.verify_support import admin_target, error_line, failing, outputs_of, umami_target
 
 REGION = "eu-west-1"

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from ops import cli
+from ops.core import cli
 from ops.metrics import __main__ as metrics_cli
 from ops.preview import __main__ as preview_cli
-from ops.rehearse import main as rehearse_main
-from ops.verify import main as verify_main
+from ops.rehearse.__main__ import main as rehearse_main
+from ops.verify.__main__ import main as verify_main
 
 ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
@@ -172,7 +172,7 @@ def test_every_third_party_import_is_declared():
 
 def test_console_scripts_are_the_commands_mains():
     scripts = PYPROJECT["project"]["scripts"]
-    assert scripts == {"umami-rehearse": "ops.rehearse:main", "umami-verify": "ops.verify:main",
+    assert scripts == {"umami-rehearse": "ops.rehearse.__main__:main", "umami-verify": "ops.verify.__main__:main",
                        "umami-metrics": "ops.metrics.__main__:main", "umami-preview": "ops.preview.__main__:main"}
     for target in scripts.values():
         module, _, function = target.partition(":")

@@ -77,7 +77,7 @@ def test_role_may_not_be_the_admin():
 
 
 def test_no_resource_is_declared_when_config_is_invalid():
-    from ops.offline import OfflineHandler
+    from ops.engine.offline import OfflineHandler
 
     class Counting(OfflineHandler):
         count = 0

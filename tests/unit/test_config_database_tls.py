@@ -14,7 +14,7 @@ from components.config import ConfigError, derived_cluster_identifier
 from tests.stack import run_dev
 
 REPO = Path(__file__).resolve().parents[2]
-RDS_EU_WEST_1 = REPO / "components" / "rds_ca" / "eu-west-1.pem"
+RDS_EU_WEST_1 = REPO / "components" / "shared" / "rds_ca" / "eu-west-1.pem"
 PROVIDER = "pulumi:providers:postgresql"
 ROLE = "postgresql:index/role:Role"
 TASK_DEF = "aws:ecs/taskDefinition:TaskDefinition"
@@ -77,7 +77,7 @@ def test_verify_full_with_the_regions_rds_bundle_is_the_default():
 
 def test_the_region_picks_the_bundle():
     run = run_dev({"aws:region": "us-east-2"})
-    bundle = REPO / "components" / "rds_ca" / "us-east-2.pem"
+    bundle = REPO / "components" / "shared" / "rds_ca" / "us-east-2.pem"
     assert run.one(PROVIDER).inputs["sslrootcert"] == str(bundle)
     assert run.outputs["dbCaBundle"] == bundle.read_text()
     assert {e["name"]: e["value"] for e in container(run)["environment"]}["UMAMI_DB_CA_PEM"] == bundle.read_text()
@@ -157,7 +157,7 @@ def test_file_with_only_expired_certificates_is_one_line(tmp_path):
 
 def test_rds_needs_a_region_with_a_bundle():
     assert problem({"aws:region": "us-gov-west-1"}) == (
-        "umami:dbCaCertificate=rds has no Amazon RDS CA bundle for aws:region=us-gov-west-1 (components/rds_ca); "
+        "umami:dbCaCertificate=rds has no Amazon RDS CA bundle for aws:region=us-gov-west-1 (components/shared/rds_ca); "
         "give the path of a PEM file with the database's CA")
     assert problem(remove=("aws:region",)) == (
         "umami:dbCaCertificate=rds needs aws:region to pick Amazon RDS's regional CA; set aws:region "

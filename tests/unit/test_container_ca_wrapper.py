@@ -9,13 +9,13 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from components.container import (CA_PEM_VARIABLE, SHELL_ENTRY_POINT, ca_wrapper, container_definitions,
+from components.service_parts.container import (CA_PEM_VARIABLE, SHELL_ENTRY_POINT, ca_wrapper, container_definitions,
                                   start_command)
 from components.secrets import database_url
-from components.tls import CONTAINER_CA_PATH
+from components.shared.tls import CONTAINER_CA_PATH
 
 REPO = Path(__file__).resolve().parents[2]
-PEM = (REPO / "components" / "rds_ca" / "eu-west-1.pem").read_text()
+PEM = (REPO / "components" / "shared" / "rds_ca" / "eu-west-1.pem").read_text()
 FAKE_START = """#!/bin/sh
 # Stands in for the image's pnpm/yarn: reports what the started process would see.
 echo "tool=$(basename "$0") args=$* pid=$$ extra=$NODE_EXTRA_CA_CERTS umask=$(umask)"

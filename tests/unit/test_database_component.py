@@ -27,7 +27,7 @@ def test_provider_is_explicit_and_not_superuser(run):
     assert provider.inputs["superuser"] in ("false", False)
     assert provider.inputs["sslmode"] == "verify-full"
     # lib/pq reads the CA from the deployer's disk: the shipped RDS bundle of the stack's region.
-    assert provider.inputs["sslrootcert"] == str(REPO / "components" / "rds_ca" / "eu-west-1.pem")
+    assert provider.inputs["sslrootcert"] == str(REPO / "components" / "shared" / "rds_ca" / "eu-west-1.pem")
     assert provider.inputs["host"].endswith(".rds.amazonaws.com")
     assert provider.inputs["database"] == "appdb"
     assert "password" in provider.secret_inputs
@@ -115,7 +115,7 @@ PASSWORD = "random:index/randomPassword:RandomPassword"
 def test_role_password_is_the_scram_verifier_of_the_generated_password(run):
     import base64
 
-    from components import scram
+    from components.shared import scram
 
     plain = next(r for r in run.by_type(PASSWORD) if r.name == "umami-db-password").state["result"]
     salt = run.one(SALT)
@@ -140,7 +140,7 @@ def test_same_state_same_verifier_so_no_diff():
 
 
 def test_another_salt_gives_another_verifier_for_the_same_password():
-    from ops.offline import OfflineHandler, deterministic_password
+    from ops.engine.offline import OfflineHandler, deterministic_password
 
     class OtherSalt(OfflineHandler):
         def __init__(self):
@@ -163,7 +163,7 @@ def test_a_plain_password_is_refused_by_the_component():
 def test_pgcrypto_schema_changes_are_ignored(monkeypatch):
     """Where pgcrypto already lives elsewhere, the provider's Read stores that schema; ignoring
     `schema` (the property's name in pulumi_postgresql and the provider) keeps it from ever moving."""
-    from ops import program
+    from ops.engine import program
 
     ignored: dict[str, list[str]] = {}
     register = program.RecordingMonitor.RegisterResource

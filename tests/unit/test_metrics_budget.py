@@ -7,13 +7,13 @@ from dataclasses import replace
 
 import pytest
 
-from ops.errors import OpsError
+from ops.core.errors import OpsError
 from ops.metrics import budget, snapshot, thresholds
 from ops.metrics.budget import Budget
 from ops.metrics.connections import Sampling, classify, group_counts, parse_sampling, summarize
 from ops.metrics.diff import compare
 from ops.metrics.render import summary_line
-from ops.outputs import ConnectionBudget, parse_outputs
+from ops.core.outputs import ConnectionBudget, parse_outputs
 
 PARTS = {"poolSize": 10, "poolsPerTask": 1, "maxTasks": 4, "migrationConnections": 1, "opsHeadroom": 3, "total": 44}
 OUTPUTS = {

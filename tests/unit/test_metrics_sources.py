@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ops.errors import OpsError
+from ops.core.errors import OpsError
 from ops.metrics.metric_set import targets_from_outputs
 from ops.metrics.sources import SourceOptions, resolve
 

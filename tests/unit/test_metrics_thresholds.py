@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ops.errors import OpsError
+from ops.core.errors import OpsError
 from ops.metrics import thresholds
 from ops.metrics.thresholds import FAIL, INFO, NO_DATA, PASS
 

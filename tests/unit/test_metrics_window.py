@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from ops.errors import OpsError
+from ops.core.errors import OpsError
 from ops.metrics.cloudwatch import Series, percentile, summarize
 from ops.metrics.metric_set import AURORA, SERVICE, MetricSpec, check_extra_metric
 from ops.metrics.units import format_change, format_value

@@ -10,14 +10,14 @@ import psycopg
 import pytest
 from psycopg import conninfo as pg_conninfo
 
-import ops.aws
-import ops.db
-from ops import credentials
-from ops.checks.base import NotApplicable, Severity
-from ops.checks.connections import ConnectionData, RoleUsage, TaskCeiling, limit_covers_ceiling, live_connections
-from ops.db import Target, connect, target_from_dsn
-from ops.errors import OpsError
-from ops.outputs import ConnectionBudget, parse_outputs
+import ops.core.aws
+import ops.core.db
+from ops.core import credentials
+from ops.verify.checks.base import NotApplicable, Severity
+from ops.verify.checks.connections import ConnectionData, RoleUsage, TaskCeiling, limit_covers_ceiling, live_connections
+from ops.core.db import Target, connect, target_from_dsn
+from ops.core.errors import OpsError
+from ops.core.outputs import ConnectionBudget, parse_outputs
 
 PEM = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"
 BASE = {"contractVersion": 1, "dbHost": "umami.cluster-abc.eu-west-1.rds.amazonaws.com", "dbPort": 5432,
@@ -30,14 +30,14 @@ def outputs(**changes):
 
 @pytest.fixture
 def captured(monkeypatch):
-    """The conninfo ops.db.connect hands to psycopg (nothing is contacted)."""
+    """The conninfo ops.core.db.connect hands to psycopg (nothing is contacted)."""
     seen = []
 
     def fake_connect(conninfo, **_):
         seen.append(pg_conninfo.conninfo_to_dict(conninfo))
         raise psycopg.OperationalError("stop here")
 
-    monkeypatch.setattr(ops.db.psycopg, "connect", fake_connect)
+    monkeypatch.setattr(ops.core.db.psycopg, "connect", fake_connect)
     return seen
 
 
@@ -50,7 +50,7 @@ def no_aws(monkeypatch):
         calls.append(service)
         raise AssertionError(f"unexpected AWS call: {service}")
 
-    monkeypatch.setattr(ops.aws, "client", refuse)
+    monkeypatch.setattr(ops.core.aws, "client", refuse)
     return calls
 
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from ops.offline import OfflineHandler
-from ops.program import PROJECT_ROOT, ProgramRun, read_stack_config, run_program
+from ops.engine.offline import OfflineHandler
+from ops.engine.program import PROJECT_ROOT, ProgramRun, read_stack_config, run_program
 
 sys.path.insert(0, str(PROJECT_ROOT / "policy"))
 import invariants  # noqa: E402  (the pack imports it the same way, from its own directory)

@@ -19,8 +19,8 @@ from pulumi_policy import (EnforcementLevel, PolicyCustomTimeouts, PolicyResourc
                            ResourceValidationArgs, ResourceValidationPolicy, StackValidationArgs,
                            StackValidationPolicy)
 
-from ops.offline import OfflineHandler
-from ops.program import PROJECT_ROOT, ProgramRun, Resource, read_stack_config, run_program
+from ops.engine.offline import OfflineHandler
+from ops.engine.program import PROJECT_ROOT, ProgramRun, Resource, read_stack_config, run_program
 
 POLICY_DIR = PROJECT_ROOT / "policy"
 sys.path.insert(0, str(POLICY_DIR))

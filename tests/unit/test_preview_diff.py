@@ -19,7 +19,7 @@ from ops.preview import plan
 from ops.preview.diff import diff_plans
 from ops.preview.model import CRITICAL, HIGH, MEDIUM, REPLACE, UPDATE, Review
 from ops.preview.render import markdown
-from ops.program import PROJECT_ROOT
+from ops.engine.program import PROJECT_ROOT
 
 STACK = "dev"
 KMS_KEY = "arn:aws:kms:eu-west-1:123456789012:key/0a1b2c3d-1111-2222-3333-444455556666"

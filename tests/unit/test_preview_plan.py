@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from ops.errors import OpsError
-from ops.offline import OfflineHandler
+from ops.core.errors import OpsError
+from ops.engine.offline import OfflineHandler
 from ops.preview import plan
-from ops.program import PROJECT_ROOT, parse_overrides
+from ops.engine.program import PROJECT_ROOT, parse_overrides
 
 STACK = "dev"
 

@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from ops.errors import OpsError
+from ops.core.errors import OpsError
 from ops.preview.model import CREATE, CRITICAL, DELETE, HIGH, MEDIUM, REPLACE, UNKNOWN, UPDATE
 from ops.preview.render import COMMENT_LIMIT, markdown, plain_text
 from ops.preview.summarize import load_preview, lookup, summarize
-from ops.program import PROJECT_ROOT
+from ops.engine.program import PROJECT_ROOT
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "preview"
 

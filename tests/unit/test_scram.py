@@ -1,4 +1,4 @@
-"""SCRAM-SHA-256 verifiers (components/scram.py), checked the way a login checks them.
+"""SCRAM-SHA-256 verifiers (components/shared/scram.py), checked the way a login checks them.
 
 The verifier is only right if a SCRAM exchange with the plain password succeeds against it:
 the server recovers ClientKey from the client's proof and finds StoredKey, and the client finds
@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from components import scram
+from components.shared import scram
 
 VERIFIER = re.compile(r"^SCRAM-SHA-256\$(?P<i>\d+):(?P<salt>[A-Za-z0-9+/=]+)\$(?P<stored>[A-Za-z0-9+/=]+):"
                       r"(?P<server>[A-Za-z0-9+/=]+)$")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from components.container import ca_wrapper
+from components.service_parts.container import ca_wrapper
 from tests.stack import run_dev
 
 REPO = Path(__file__).resolve().parents[2]
@@ -103,7 +103,7 @@ def test_container_image_port_and_plain_environment(run):
     assert umami["portMappings"] == [{"containerPort": 3000, "hostPort": 3000, "protocol": "tcp"}]
     environment = {e["name"]: e["value"] for e in umami["environment"]}
     assert environment == {"HOSTNAME": "0.0.0.0", "DISABLE_TELEMETRY": "1", "NODE_EXTRA_CA_CERTS": "/tmp/umami-db-ca.pem",
-                           "UMAMI_DB_CA_PEM": (REPO / "components" / "rds_ca" / "eu-west-1.pem").read_text()}
+                           "UMAMI_DB_CA_PEM": (REPO / "components" / "shared" / "rds_ca" / "eu-west-1.pem").read_text()}
     assert umami["entryPoint"] == ["/bin/sh", "-c"] and umami["command"] == [ca_wrapper("pnpm start-docker")]
 
 

@@ -6,7 +6,7 @@ from fnmatch import fnmatchcase
 
 import pytest
 
-from components.iam import ecr_repository_arn
+from components.service_parts.iam import ecr_repository_arn
 from tests.stack import run_dev
 
 ROLE = "aws:iam/role:Role"

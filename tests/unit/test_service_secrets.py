@@ -6,7 +6,7 @@ from urllib.parse import quote
 import pytest
 
 from components.secrets import database_url
-from ops.offline import OfflineHandler
+from ops.engine.offline import OfflineHandler
 from tests.stack import run_dev
 
 PASSWORD = "Pw:/?#[]@!%+ =generated-7Qz"

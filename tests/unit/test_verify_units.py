@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from ops.checks import ALL_CHECKS, FAMILIES
-from ops.checks.base import Severity
-from ops.checks.principals import Principals, Role, resolve_app_roles
-from ops.checks.schema_state import SchemaState, expected_tables, migrations_clean, pgcrypto_ready, tables_present
-from ops.checks.secret import SecretData, agrees_with_outputs, contract_keys, database_url
-from ops.db import Target
-from ops.errors import OpsError
-from ops.outputs import parse_outputs
-from ops.verify import select
+from ops.verify.checks import ALL_CHECKS, FAMILIES
+from ops.verify.checks.base import Severity
+from ops.verify.checks.principals import Principals, Role, resolve_app_roles
+from ops.verify.checks.schema_state import SchemaState, expected_tables, migrations_clean, pgcrypto_ready, tables_present
+from ops.verify.checks.secret import SecretData, agrees_with_outputs, contract_keys, database_url
+from ops.core.db import Target
+from ops.core.errors import OpsError
+from ops.core.outputs import parse_outputs
+from ops.verify.runner import select
 
 
 # -- selection ------------------------------------------------------------------------
@@ -144,7 +144,7 @@ def test_secret_problems_name_keys_never_values():
 
 
 def test_list_prints_every_check_without_outputs(capsys):
-    from ops.verify import main
+    from ops.verify.__main__ import main
     assert main(["--list"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == len(ALL_CHECKS)

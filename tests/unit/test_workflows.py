@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from ops.preview.__main__ import parser as preview_parser
-from ops.program import PROJECT_ROOT
-from ops.verify import parse_args as verify_parse_args
+from ops.engine.program import PROJECT_ROOT
+from ops.verify.__main__ import parse_args as verify_parse_args
 
 WORKFLOWS = PROJECT_ROOT / ".github" / "workflows"
 PULL_REQUEST = WORKFLOWS / "pull-request.yml"

@@ -1,0 +1,33 @@
+"""Every `umami:` key the stack reads, in one place.
+
+`Reader` refuses to read a key that is not listed (tests/unit/test_config_keys.py also checks the list
+against the package's source both ways), and `load` rejects a configured key that is not listed,
+naming the nearest one.
+"""
+
+from __future__ import annotations
+
+from facts import CONFIG_NAMESPACE as NAMESPACE
+
+__all__ = ["KNOWN_KEYS", "NAMESPACE"]
+
+KNOWN_KEYS = (
+    # stack
+    "environment", "deployService", "protectStatefulResources", "tags",
+    # database
+    "dbHost", "dbPort", "dbName", "dbSslMode", "allowUnencryptedDatabase", "dbCaCertificate", "dbReaderHost",
+    "dbPoolSize", "adminSecretArn", "adminUsername", "adminPassword", "schemaName", "roleName",
+    "applicationRoles", "connectionLimit", "statementTimeoutMs", "idleInTransactionTimeoutMs",
+    "dropSchemaCascade", "auroraClusterIdentifier", "auroraInstanceIdentifiers", "maxConnections",
+    # secrets
+    "secretName", "appSecretName", "kmsKeyId", "secretRecoveryWindowDays",
+    # network
+    "vpcId", "privateSubnetIds", "publicSubnetIds", "auroraSecurityGroupId", "albInternal", "albIngressCidrs",
+    "adminCidrs", "publicPaths", "certificateArn", "domainName", "sslPolicy",
+    # service
+    "image", "allowMovingImageTag", "cpu", "memory", "cpuArchitecture", "logRetentionDays",
+    "healthCheckGracePeriodSeconds", "enableExecuteCommand", "existingClusterArn",
+    "serviceDiscoveryNamespace", "serviceDiscoveryNamespaceId",
+    # monitoring
+    "alarmEmail", "responseTimeAlarmMs", "target5xxAlarmCount",
+)

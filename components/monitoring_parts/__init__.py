@@ -1,0 +1,1 @@
+"""What UmamiMonitoring (components/monitoring.py) composes: the alarm specifications and the dashboard."""

@@ -1,0 +1,80 @@
+"""The rehearsal's closing proof, with real logins as the umami role.
+
+1. The role can work in its schema: with only the role's own search_path it
+   creates a table with a UUID default, inserts and reads a row (rolled back).
+2. Everything `python -m ops.verify` checks in the database (the catalog audit,
+   the live probes, the schema state) and the credentials document the stack
+   would store; the AWS checks are reported as not applicable.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+
+import psycopg
+
+from facts import PG_ROLE, SECRET_VERSION
+from ops.core.db import Target, one_line
+from ops.core.errors import OpsError
+from ops.core.outputs import parse_outputs
+from ops.verify.runner import run_verification
+from ops.verify.checks.base import Severity
+from ops.verify.checks.context import SecretSource
+from ops.verify.report import render
+
+
+@dataclass
+class ProbeResult:
+    name: str
+    passed: bool
+    evidence: str
+
+
+def probe_work_in_schema(umami: Target, schema: str) -> ProbeResult:
+    """As the role, with nothing but its own settings: create, insert, read; always rolled back."""
+    name = "work in own schema"
+    try:
+        with psycopg.connect(umami.conninfo()) as conn, conn.transaction(force_rollback=True):
+            path = conn.execute("SHOW search_path").fetchone()[0]
+            conn.execute("CREATE TABLE rehearsal_probe (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), note text)")
+            conn.execute("INSERT INTO rehearsal_probe (note) VALUES ('ok')")
+            where = conn.execute("SELECT relnamespace::regnamespace::text FROM pg_class "
+                                 "WHERE oid = 'rehearsal_probe'::regclass").fetchone()[0]
+            count = conn.execute("SELECT count(*) FROM rehearsal_probe").fetchone()[0]
+    except psycopg.OperationalError as exc:
+        raise OpsError(f"cannot log in as {umami.describe()}: {one_line(exc)}") from None
+    except psycopg.Error as exc:
+        return ProbeResult(name, False, f"SQLSTATE {exc.sqlstate}: {str(exc).splitlines()[0]}")
+    return ProbeResult(name, where == schema and count == 1,
+                       f"search_path={path}; table created in {where}; {count} row")
+
+
+def stored_credentials(run) -> dict:
+    """The credentials document the stack would store in Secrets Manager."""
+    documents = [json.loads(r.inputs["secretString"]) for r in run.by_type(SECRET_VERSION)
+                 if str(r.inputs.get("secretString", "")).startswith("{")]
+    if len(documents) != 1:
+        raise OpsError(f"expected one credentials document in the program, found {len(documents)}")
+    return documents[0]
+
+
+def check_rehearsal(result) -> int:
+    """Print the closing proof of a finished rehearsal; 0 when the role works and isolation holds."""
+    role = result.run.one(PG_ROLE).inputs
+    admin = result.db.admin
+    # Same server and TLS rules (sslmode, CA, every DSN parameter) as the admin's login.
+    # The role's own `password` input is a SCRAM verifier: log in with the generated password.
+    umami = replace(admin, user=role["name"], password=result.role_password, passfile=None)
+    outputs = parse_outputs(result.outputs, str(result.outputs_path))
+    probe = probe_work_in_schema(umami, outputs.database.schema)
+    print(f"as {umami.describe()} (real login, search_path from the role):")
+    print(f"  {'PASS' if probe.passed else 'FAIL'}  {probe.name}: {probe.evidence}")
+    report = run_verification(outputs, umami=umami, admin=admin, include_aws=False,
+                              secret=SecretSource("the credentials document the stack stores",
+                                                  stored_credentials(result.run)),
+                              umami_source="rehearsal", admin_source="rehearsal")
+    print(render(report, "text", Severity.LOW), end="")
+    isolated = report.exit_code(Severity.LOW) == 0
+    print("isolation confirmed" if probe.passed and isolated else "isolation NOT confirmed: see the findings above")
+    return 0 if probe.passed and isolated else 1

@@ -1,0 +1,166 @@
+"""Who is who in the database: roles, memberships and the effective reach of a role.
+
+Built from one catalog query (`ops.verify.checks.catalog`). A role can use the
+privileges of every role it reaches through `pg_auth_members`: inherited when
+every member on the path has INHERIT, otherwise by `SET ROLE` (PostgreSQL 15
+allows SET ROLE along any membership path). The owner of the current database
+is also an implicit member of `pg_database_owner`. PUBLIC (oid 0) applies to all.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+PUBLIC = 0
+DATABASE_OWNER_ROLE = "pg_database_owner"
+# Roles that belong to the platform, never to the application (RDS/Aurora and PostgreSQL's own).
+PLATFORM_ROLE_PREFIXES = ("pg_", "rds")
+
+
+@dataclass(frozen=True)
+class Role:
+    oid: int
+    name: str
+    superuser: bool
+    inherit: bool
+    createrole: bool
+    createdb: bool
+    login: bool
+    replication: bool
+    bypassrls: bool
+    connlimit: int
+
+
+@dataclass(frozen=True)
+class Path:
+    """A membership path from a role (first) to a role it can act as (last)."""
+
+    roles: tuple[int, ...]
+    inherited: bool  # False: only usable after SET ROLE (a NOINHERIT member on the way)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One `ALTER ROLE/DATABASE ... SET` entry: database 0 = every database, role 0 = every role."""
+
+    database: int
+    role: int
+    name: str
+    value: str
+
+
+@dataclass
+class Principals:
+    """Roles, memberships and settings of one database, plus the roles that matter to the audit."""
+
+    roles: dict[int, Role]
+    grants: dict[int, list[int]]  # member -> roles granted to it
+    database_oid: int
+    database_name: str
+    database_owner: int
+    schema_oid: int | None
+    schema_owner: int | None
+    settings: list[Setting]
+    lo_compat_privileges: bool
+    current_user: str
+    umami: Role | None = None
+    admin: Role | None = None
+    app_roles: list[Role] = field(default_factory=list)
+    app_roles_discovered: bool = False
+    missing_app_roles: list[str] = field(default_factory=list)
+
+    # -- lookups -----------------------------------------------------------------
+    def by_name(self, name: str | None) -> Role | None:
+        if not name:
+            return None
+        return next((r for r in self.roles.values() if r.name == name), None)
+
+    def name(self, oid: int) -> str:
+        if oid == PUBLIC:
+            return "PUBLIC"
+        role = self.roles.get(oid)
+        return role.name if role else f"role #{oid}"
+
+    # -- reach -------------------------------------------------------------------
+    def reach(self, start: int) -> dict[int, Path]:
+        """Every role `start` can act as, itself included, with the shortest path to it."""
+        cache = self.__dict__.setdefault("_reach_cache", {})
+        if start in cache:
+            return cache[start]
+        paths: dict[int, Path] = {start: Path((start,), True)}
+        queue = deque([start])
+        while queue:
+            current = queue.popleft()
+            for granted in self.grants.get(current, ()):
+                if granted in paths:
+                    continue
+                inherited = paths[current].inherited and self._inherits(current)
+                paths[granted] = Path(paths[current].roles + (granted,), inherited)
+                queue.append(granted)
+        owner_role = self.by_name(DATABASE_OWNER_ROLE)
+        if owner_role and owner_role.oid not in paths and self.database_owner in paths:
+            via = paths[self.database_owner]
+            paths[owner_role.oid] = Path(via.roles + (owner_role.oid,), via.inherited and self._inherits(via.roles[-1]))
+        cache[start] = paths
+        return paths
+
+    def _inherits(self, oid: int) -> bool:
+        role = self.roles.get(oid)
+        return bool(role and role.inherit)
+
+    def describe(self, path: Path) -> str:
+        """'umami_user → reporting → pg_monitor (SET ROLE only)'."""
+        text = " → ".join(self.name(oid) for oid in path.roles)
+        return text if path.inherited else f"{text} (by SET ROLE: a NOINHERIT role on the way)"
+
+    @property
+    def umami_reach(self) -> dict[int, Path]:
+        return self.reach(self.umami.oid) if self.umami else {}
+
+    def umami_grantees(self) -> frozenset[int]:
+        """Grantees whose privileges umami can use: itself, the roles it reaches, PUBLIC."""
+        if "_umami_grantees" not in self.__dict__:
+            self.__dict__["_umami_grantees"] = frozenset(self.umami_reach) | {PUBLIC}
+        return self.__dict__["_umami_grantees"]
+
+    def app_reach(self) -> dict[int, tuple[Role, Path]]:
+        """Every role some application role can act as, with the first application role reaching it."""
+        if "_app_reach" not in self.__dict__:
+            reached: dict[int, tuple[Role, Path]] = {}
+            for app in self.app_roles:
+                for oid, path in self.reach(app.oid).items():
+                    reached.setdefault(oid, (app, path))
+            self.__dict__["_app_reach"] = reached
+        return self.__dict__["_app_reach"]
+
+    def via(self, grantee: int, reach: dict[int, Path], who: str) -> str:
+        """How `who` holds a grant made to `grantee`: directly, through PUBLIC or a membership path."""
+        if grantee == PUBLIC:
+            return f"{who} via PUBLIC"
+        path = reach.get(grantee)
+        if path is None or len(path.roles) == 1:
+            return who
+        return f"{who} via {self.describe(path)}"
+
+    # -- settings ----------------------------------------------------------------
+    def settings_for(self, role_oid: int) -> list[Setting]:
+        """Settings that apply when `role_oid` logs in to this database (role-specific and database-wide)."""
+        return [s for s in self.settings
+                if s.role in (role_oid, 0) and s.database in (0, self.database_oid)]
+
+
+def resolve_app_roles(principals: Principals, declared: tuple[str, ...], *, exclude: set[str]) -> None:
+    """Fill `app_roles`: the declared ones, or every login role that is neither umami,
+    the admin/auditor, nor a platform role (`pg_*`, `rds*`)."""
+    if declared:
+        principals.app_roles = [r for name in declared if (r := principals.by_name(name))]
+        principals.missing_app_roles = [name for name in declared if principals.by_name(name) is None]
+        principals.app_roles_discovered = False
+        return
+    principals.app_roles = sorted(
+        (r for r in principals.roles.values()
+         if r.login and r.name not in exclude and not r.name.startswith(PLATFORM_ROLE_PREFIXES)),
+        key=lambda r: r.name,
+    )
+    principals.app_roles_discovered = True

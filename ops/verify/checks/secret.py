@@ -1,0 +1,105 @@
+"""The credentials secret: complete, consistent with the outputs, and working.
+
+The document comes from Secrets Manager (or, in a rehearsal, from the value the
+stack would store). Evidence names keys and fields, never their secret values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Mapping
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from ops.verify.checks.base import Check, Finding, Severity
+from ops.core.credentials import CONTRACT_KEYS
+from ops.core.db import Target, connect
+from ops.core.errors import OpsError
+from ops.core.outputs import StackOutputs
+
+# Secret key -> (the output it must agree with, the field of the database outputs that holds it).
+AGREEING_FIELDS = {"username": ("dbRole", "role"), "host": ("dbHost", "host"), "port": ("dbPort", "port"),
+                   "database": ("dbName", "name"), "schema": ("dbSchema", "schema")}
+
+
+@dataclass(frozen=True)
+class SecretData:
+    source: str
+    document: Mapping[str, Any]
+    outputs: StackOutputs
+    login_target: Target  # where to log in (tunnel host/port applied)
+
+
+def contract_keys(data: SecretData) -> list[Finding]:
+    missing = [k for k in CONTRACT_KEYS if k not in data.document]
+    if missing:
+        return [Finding(Severity.HIGH, data.source, f"missing key(s): {', '.join(missing)}")]
+    return []
+
+
+def agrees_with_outputs(data: SecretData) -> list[Finding]:
+    findings = []
+    for key, (output, attribute) in AGREEING_FIELDS.items():
+        if key not in data.document:
+            continue  # SEC-001
+        value = getattr(data.outputs.database, attribute)
+        if str(data.document[key]) != str(value):
+            findings.append(Finding(Severity.HIGH, f"{data.source} {key}",
+                                    f"{key}={data.document[key]!r} but output {output}={value!r}"))
+    return findings
+
+
+def password_logs_in(data: SecretData) -> list[Finding]:
+    user, password = data.document.get("username"), data.document.get("password")
+    if not isinstance(user, str) or not isinstance(password, str) or not password:
+        return [Finding(Severity.HIGH, data.source, "no username/password to log in with")]
+    target = replace(data.login_target, user=user, password=password)
+    try:
+        connect(target).close()
+    except OpsError as exc:
+        return [Finding(Severity.HIGH, data.source, f"the secret's password does not log in: {exc}")]
+    return []
+
+
+def _normal(key: str, value: str) -> str:
+    return value.lower() if key == "host" else value  # host names are case-insensitive, the rest is not
+
+
+def database_url(data: SecretData) -> list[Finding]:
+    url = data.document.get("DATABASE_URL")
+    if not isinstance(url, str) or not url:
+        return [Finding(Severity.HIGH, data.source, "DATABASE_URL is missing or empty")]
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return [Finding(Severity.HIGH, data.source, "DATABASE_URL does not parse as a URL (a port or bracket is wrong)")]
+    if parts.scheme not in ("postgresql", "postgres"):
+        return [Finding(Severity.HIGH, data.source, f"DATABASE_URL scheme is {parts.scheme!r}, not postgresql")]
+    query = parse_qs(parts.query)
+    seen = {
+        "username": unquote(parts.username or ""),
+        "host": parts.hostname or "",
+        "port": str(port or 5432),
+        "database": unquote(parts.path.lstrip("/")),
+        "schema": (query.get("schema") or ["public"])[0],
+    }
+    findings = [Finding(Severity.HIGH, f"{data.source} DATABASE_URL",
+                        f"{key} in DATABASE_URL is {value!r} but the secret's {key} is {data.document.get(key)!r}")
+                for key, value in seen.items()
+                if key in data.document and _normal(key, str(data.document[key])) != _normal(key, value)]
+    if unquote(parts.password or "") != data.document.get("password"):
+        findings.append(Finding(Severity.HIGH, f"{data.source} DATABASE_URL",
+                                "the password in DATABASE_URL (URL-decoded) differs from the password key"))
+    return findings
+
+
+CHECKS = (
+    Check("SEC-001", "the secret has every key of the contract", Severity.HIGH,
+          "Re-run `pulumi up` so the stack writes the full document", contract_keys),
+    Check("SEC-002", "the secret's username/host/port/database/schema agree with the outputs", Severity.HIGH,
+          "Re-run `pulumi up`; if the secret was edited by hand, restore the stack's version", agrees_with_outputs),
+    Check("SEC-003", "the secret's password logs in", Severity.HIGH,
+          "Re-run `pulumi up` (it sets the role's password and the secret together)", password_logs_in),
+    Check("SEC-004", "DATABASE_URL parses and agrees with the other keys", Severity.HIGH,
+          "Re-run `pulumi up`; special characters in the password must be URL-encoded", database_url),
+)
