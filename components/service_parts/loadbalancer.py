@@ -95,8 +95,9 @@ def load_balancer(name: str, *, network: NetworkConfig, security_group_id: pulum
     )
 
     default_action = FORBIDDEN if network.admin_cidrs else forward_to(target_group.arn)
+    listeners: list[aws.lb.Listener] = []
     if network.certificate_arn:
-        app_listener = aws.lb.Listener(
+        listeners.append(aws.lb.Listener(
             f"{name}-https",
             load_balancer_arn=alb.arn,
             port=443,
@@ -107,28 +108,18 @@ def load_balancer(name: str, *, network: NetworkConfig, security_group_id: pulum
             default_actions=[default_action],
             tags=tags,
             opts=child,
-        )
-        http_listener = aws.lb.Listener(
-            f"{name}-http",
-            load_balancer_arn=alb.arn,
-            port=80,
-            protocol="HTTP",
-            default_actions=[REDIRECT_TO_HTTPS],
-            tags=tags,
-            opts=child,
-        )
-        listeners = [app_listener, http_listener]
-    else:
-        app_listener = aws.lb.Listener(
-            f"{name}-http",
-            load_balancer_arn=alb.arn,
-            port=80,
-            protocol="HTTP",
-            default_actions=[default_action],
-            tags=tags,
-            opts=child,
-        )
-        listeners = [app_listener]
+        ))
+    # Port 80 redirects to HTTPS when there is a certificate; without one it is the application listener.
+    listeners.append(aws.lb.Listener(
+        f"{name}-http",
+        load_balancer_arn=alb.arn,
+        port=80,
+        protocol="HTTP",
+        default_actions=[REDIRECT_TO_HTTPS if network.certificate_arn else default_action],
+        tags=tags,
+        opts=child,
+    ))
+    app_listener = listeners[0]
 
     rules: list[aws.lb.ListenerRule] = []
     if network.admin_cidrs:

@@ -44,95 +44,53 @@ def listener_ports(https: bool) -> list[int]:
     return [80, 443] if https else [80]
 
 
+def _tcp_rule(kind: type[aws.vpc.SecurityGroupIngressRule] | type[aws.vpc.SecurityGroupEgressRule],
+              resource_name: str, security_group_id: pulumi.Input[str], port: int, description: str,
+              tags: dict[str, str], opts: pulumi.ResourceOptions, **peer: pulumi.Input[str] | None) -> None:
+    """One TCP rule on a single port; `peer` names the other side (cidr_ipv4/cidr_ipv6 or a security group)."""
+    kind(
+        resource_name,
+        security_group_id=security_group_id,
+        ip_protocol="tcp",
+        from_port=port,
+        to_port=port,
+        description=description,
+        tags=tags,
+        opts=opts,
+        **peer,
+    )
+
+
 def security_groups(name: str, *, network: NetworkConfig, db_port: int, https: bool,
                     tags: dict[str, str], parent: pulumi.Resource) -> SecurityGroups:
     """The ALB and task security groups, their rules, and the rule on Aurora's group."""
     child = pulumi.ResourceOptions(parent=parent)
 
-    alb = aws.ec2.SecurityGroup(
-        f"{name}-alb",
-        vpc_id=network.vpc_id,
-        description="Umami load balancer: HTTP(S) in from the configured CIDRs, out to the tasks only",
-        tags=tags,
-        opts=child,
-    )
-    task = aws.ec2.SecurityGroup(
-        f"{name}-task",
-        vpc_id=network.vpc_id,
-        description="Umami tasks: in from the load balancer only; out HTTPS and the database",
-        tags=tags,
-        opts=child,
-    )
+    def group(suffix: str, description: str) -> aws.ec2.SecurityGroup:
+        return aws.ec2.SecurityGroup(f"{name}-{suffix}", vpc_id=network.vpc_id, description=description,
+                                     tags=tags, opts=child)
 
+    alb = group("alb", "Umami load balancer: HTTP(S) in from the configured CIDRs, out to the tasks only")
+    task = group("task", "Umami tasks: in from the load balancer only; out HTTPS and the database")
+
+    ingress, egress = aws.vpc.SecurityGroupIngressRule, aws.vpc.SecurityGroupEgressRule
     for port in listener_ports(https):
         for cidr in network.alb_ingress_cidrs:
-            aws.vpc.SecurityGroupIngressRule(
-                f"{name}-alb-in-{port}-{cidr_slug(cidr)}",
-                security_group_id=alb.id,
-                cidr_ipv4=None if is_ipv6(cidr) else cidr,
-                cidr_ipv6=cidr if is_ipv6(cidr) else None,
-                ip_protocol="tcp",
-                from_port=port,
-                to_port=port,
-                description=f"Clients to the load balancer ({'HTTPS' if port == 443 else 'HTTP'})",
-                tags=tags,
-                opts=child,
-            )
-    aws.vpc.SecurityGroupEgressRule(
-        f"{name}-alb-out-task",
-        security_group_id=alb.id,
-        referenced_security_group_id=task.id,
-        ip_protocol="tcp",
-        from_port=CONTAINER_PORT,
-        to_port=CONTAINER_PORT,
-        description="Load balancer to the Umami tasks",
-        tags=tags,
-        opts=child,
-    )
+            _tcp_rule(ingress, f"{name}-alb-in-{port}-{cidr_slug(cidr)}", alb.id, port,
+                      f"Clients to the load balancer ({'HTTPS' if port == 443 else 'HTTP'})", tags, child,
+                      cidr_ipv4=None if is_ipv6(cidr) else cidr, cidr_ipv6=cidr if is_ipv6(cidr) else None)
+    _tcp_rule(egress, f"{name}-alb-out-task", alb.id, CONTAINER_PORT,
+              "Load balancer to the Umami tasks", tags, child, referenced_security_group_id=task.id)
 
-    aws.vpc.SecurityGroupIngressRule(
-        f"{name}-task-in-alb",
-        security_group_id=task.id,
-        referenced_security_group_id=alb.id,
-        ip_protocol="tcp",
-        from_port=CONTAINER_PORT,
-        to_port=CONTAINER_PORT,
-        description="Only the load balancer reaches Umami",
-        tags=tags,
-        opts=child,
-    )
+    _tcp_rule(ingress, f"{name}-task-in-alb", task.id, CONTAINER_PORT,
+              "Only the load balancer reaches Umami", tags, child, referenced_security_group_id=alb.id)
     # The image registry, Secrets Manager and CloudWatch Logs are HTTPS endpoints with changing addresses.
-    aws.vpc.SecurityGroupEgressRule(
-        f"{name}-task-out-https",
-        security_group_id=task.id,
-        cidr_ipv4=ANYWHERE_IPV4,
-        ip_protocol="tcp",
-        from_port=443,
-        to_port=443,
-        description="Image pulls, Secrets Manager and CloudWatch Logs over HTTPS",
-        tags=tags,
-        opts=child,
-    )
-    aws.vpc.SecurityGroupEgressRule(
-        f"{name}-task-out-db",
-        security_group_id=task.id,
-        referenced_security_group_id=network.aurora_security_group_id,
-        ip_protocol="tcp",
-        from_port=db_port,
-        to_port=db_port,
-        description="Umami to Aurora PostgreSQL",
-        tags=tags,
-        opts=child,
-    )
-    aws.vpc.SecurityGroupIngressRule(
-        f"{name}-aurora-in-task",
-        security_group_id=network.aurora_security_group_id,
-        referenced_security_group_id=task.id,
-        ip_protocol="tcp",
-        from_port=db_port,
-        to_port=db_port,
-        description="Umami tasks to PostgreSQL (managed by the umami stack)",
-        tags=tags,
-        opts=child,
-    )
+    _tcp_rule(egress, f"{name}-task-out-https", task.id, 443,
+              "Image pulls, Secrets Manager and CloudWatch Logs over HTTPS", tags, child, cidr_ipv4=ANYWHERE_IPV4)
+    _tcp_rule(egress, f"{name}-task-out-db", task.id, db_port,
+              "Umami to Aurora PostgreSQL", tags, child,
+              referenced_security_group_id=network.aurora_security_group_id)
+    _tcp_rule(ingress, f"{name}-aurora-in-task", network.aurora_security_group_id, db_port,
+              "Umami tasks to PostgreSQL (managed by the umami stack)", tags, child,
+              referenced_security_group_id=task.id)
     return SecurityGroups(alb=alb, task=task)

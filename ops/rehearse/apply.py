@@ -4,7 +4,7 @@ preflight and the destroy guards; state is written after each step."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Callable
 
 import psycopg
 
@@ -188,26 +188,34 @@ class Engine:
             return True
         change = Change(resource, item.action, item.diff_text())
         self.changes.append(change)
+        return self._step(item.label, change, lambda: self._apply_change(item, change))
+
+    def _apply_change(self, item: PlanItem, change: Change) -> bool:
+        resource = item.resource
+        if item.action == "create":
+            outputs = self.provider.create(resource.type, resource.inputs, change)
+        elif item.action == "update":
+            outputs = self.provider.update(resource.type, item.old["outputs"], resource.inputs, change)
+        else:  # replace
+            if resource.type in DELETE_BEFORE_REPLACE or resource.delete_before_replace:
+                change.detail = (change.detail + "; " if change.detail else "") + "delete-before-replace"
+                self.provider.delete(resource.type, item.old["outputs"], change)
+                self.state.forget(item.urn)
+                self.done.append(f"deleted old {item.label}")
+            else:
+                change.detail = (change.detail + "; " if change.detail else "") + "create-before-delete"
+                self.state.pending_deletes.append({**item.old, "urn": item.urn})
+                self.state.save()
+            outputs = self.provider.create(resource.type, resource.inputs, change)
+        self.state.record(item.urn, self._entry(resource, outputs))
+        self.done.append(f"{PAST[item.action]} {item.label}")
+        return True
+
+    def _step(self, label: str, change: Change, work: Callable[[], bool]) -> bool:
+        """Run one step as the current one: an interrupt stops the run, an ApplyError fails `change`."""
         try:
-            self.current = item.label
-            if item.action == "create":
-                outputs = self.provider.create(resource.type, resource.inputs, change)
-            elif item.action == "update":
-                outputs = self.provider.update(resource.type, item.old["outputs"], resource.inputs, change)
-            else:  # replace
-                if resource.type in DELETE_BEFORE_REPLACE or resource.delete_before_replace:
-                    change.detail = (change.detail + "; " if change.detail else "") + "delete-before-replace"
-                    self.provider.delete(resource.type, item.old["outputs"], change)
-                    self.state.forget(item.urn)
-                    self.done.append(f"deleted old {item.label}")
-                else:
-                    change.detail = (change.detail + "; " if change.detail else "") + "create-before-delete"
-                    self.state.pending_deletes.append({**item.old, "urn": item.urn})
-                    self.state.save()
-                outputs = self.provider.create(resource.type, resource.inputs, change)
-            self.state.record(item.urn, self._entry(resource, outputs))
-            self.done.append(f"{PAST[item.action]} {item.label}")
-            return True
+            self.current = label
+            return work()
         except KeyboardInterrupt:
             raise Interrupted(self._interrupted_line()) from None
         except ApplyError as exc:
@@ -231,15 +239,7 @@ class Engine:
         entry = Entry(item.urn, item.old)
         change = Change(entry, "delete")
         self.changes.append(change)
-        try:
-            self.current = entry_label(entry)
-            return self.delete_entry(entry, change)
-        except KeyboardInterrupt:
-            raise Interrupted(self._interrupted_line()) from None
-        except ApplyError as exc:
-            return self._failed(change, exc)
-        finally:
-            self.current = None
+        return self._step(entry_label(entry), change, lambda: self.delete_entry(entry, change))
 
     def delete_entry(self, entry: Entry, change: Change) -> bool:
         """Delete one resource of the state, with the rehearsal's guards; True when done (or kept)."""

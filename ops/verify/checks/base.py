@@ -4,17 +4,27 @@ A `Check` is a small declared unit: an id (e.g. `ISO-020`), a title, the highest
 severity it can report, a remediation sentence and a function that turns the
 data of its family (one catalog query, one probe session, one API call) into
 findings. Families load their data once and evaluate all their checks on it.
+
+What a check says (id, title, severity, remediation) is data, in `checks.toml` next to this
+module; each family's module only maps its ids to evaluate functions with `declare`.
 """
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Callable
+from functools import cache
+from pathlib import Path
+from string import Template
+from typing import Any, Callable, Mapping
 
 from ops.core.reporting import Severity  # the one severity model, shared with ops.preview
 
-__all__ = ["Check", "CheckResult", "Finding", "NotApplicable", "Severity", "Status", "result_from_findings"]
+__all__ = ["Check", "CheckResult", "Finding", "NotApplicable", "Severity", "Status", "check_data", "declare",
+           "result_from_findings"]
+
+CHECKS_FILE = Path(__file__).with_name("checks.toml")
 
 
 class Status(str, Enum):
@@ -78,3 +88,27 @@ def result_from_findings(check: Check, family: str, findings: list[Finding], ran
 
 class NotApplicable(Exception):
     """Raised by a check (or a family's loader) that cannot apply here; the message says why."""
+
+
+@cache
+def check_data() -> dict[str, tuple[dict[str, str], ...]]:
+    """`checks.toml`, read once: family name -> its checks' id/title/severity/remediation, in order."""
+    with CHECKS_FILE.open("rb") as f:
+        return {family: tuple(checks) for family, checks in tomllib.load(f).items()}
+
+
+def declare(family: str, evaluators: Mapping[str, Callable[[Any], list[Finding]]], **params: str) -> tuple[Check, ...]:
+    """The family's checks in the data file's order, each with its evaluate function from `evaluators`.
+
+    `params` fill `$NAME` placeholders in titles and remediations (e.g. HEARTBEAT_PATH).
+    """
+    entries = check_data().get(family, ())
+    declared = [e["id"] for e in entries]
+    if sorted(declared) != sorted(evaluators) or len(set(declared)) != len(declared):
+        raise ValueError(f"{CHECKS_FILE.name} [{family}] declares {declared}, the module evaluates {sorted(evaluators)}")
+
+    def text(value: str) -> str:
+        return Template(value).substitute(params) if params else value
+
+    return tuple(Check(e["id"], text(e["title"]), Severity[e["severity"]], text(e["remediation"]), evaluators[e["id"]])
+                 for e in entries)

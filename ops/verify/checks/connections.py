@@ -15,7 +15,7 @@ from types import MappingProxyType
 
 import psycopg
 
-from ops.verify.checks.base import Check, Finding, NotApplicable, Severity
+from ops.verify.checks.base import Finding, NotApplicable, Severity, declare
 from ops.verify.checks.context import Context
 from ops.verify.checks.deployment import DEFAULT_MAXIMUM_PERCENT
 from ops.core.db import APPLICATION_NAME, connect, one_line
@@ -169,14 +169,6 @@ def reader_accepts_login(data: ConnectionData) -> list[Finding]:
     return []
 
 
-CHECKS = (
-    Check("CON-001", "Umami's live connections stay below 80 % of its CONNECTION LIMIT", Severity.HIGH,
-          "Raise umami:connectionLimit (and max_connections' share for it), or lower umami:dbPoolSize; "
-          "look for stuck sessions in pg_stat_activity", live_connections),
-    Check("CON-002", "the CONNECTION LIMIT covers the most tasks the service can run at once", Severity.HIGH,
-          "Let umami:connectionLimit default to the budget (or raise it to the sum shown) and run `pulumi up`",
-          limit_covers_ceiling),
-    Check("CON-003", "the reader endpoint accepts the umami login", Severity.HIGH,
-          "Check umami:dbReaderHost is a reader of the same cluster, reachable from here, with the same CA",
-          reader_accepts_login),
-)
+CHECKS = declare("connections", {  # titles, severities, remediations: checks.toml
+    "CON-001": live_connections, "CON-002": limit_covers_ceiling, "CON-003": reader_accepts_login,
+})

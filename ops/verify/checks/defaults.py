@@ -7,7 +7,7 @@ The model's own entries (FOR ROLE admin IN SCHEMA umami ... TO umami) are neithe
 
 from __future__ import annotations
 
-from ops.verify.checks.base import Check, Finding, Severity
+from ops.verify.checks.base import Finding, Severity, declare
 from ops.verify.checks.catalog import Catalog, DefaultAcl
 from ops.verify.checks.principals import PUBLIC
 
@@ -48,9 +48,6 @@ def inward(catalog: Catalog) -> list[Finding]:
     return _findings(catalog, entries, lambda e: p.name(e.grantee))
 
 
-CHECKS = (
-    Check("ISO-050", "no default privileges hand future objects outside the schema to umami", Severity.HIGH,
-          "ALTER DEFAULT PRIVILEGES FOR ROLE <role> [IN SCHEMA <schema>] REVOKE ... FROM <grantee>;", outward),
-    Check("ISO-051", "no default privileges hand future umami objects to other roles", Severity.HIGH,
-          "ALTER DEFAULT PRIVILEGES FOR ROLE <role> [IN SCHEMA <umami schema>] REVOKE ... FROM <grantee>;", inward),
-)
+CHECKS = declare("defaults", {  # titles, severities, remediations: checks.toml
+    "ISO-050": outward, "ISO-051": inward,
+})

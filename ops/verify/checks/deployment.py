@@ -18,7 +18,7 @@ from typing import Any
 
 from ops.core import aws
 from facts import FARGATE_SIZES, HEARTBEAT_PATH
-from ops.verify.checks.base import Check, Finding, NotApplicable, Severity
+from ops.verify.checks.base import Finding, NotApplicable, Severity, declare
 from ops.verify.checks.http import HttpAnswer, http_request
 from ops.core.errors import OpsError
 from ops.core.outputs import StackOutputs
@@ -255,22 +255,7 @@ def logs_recent(d: Deployment) -> list[Finding]:
     return []
 
 
-CHECKS = (
-    Check("DEP-001", "ECS service ACTIVE, running = desired >= 1, latest deployment COMPLETED", Severity.HIGH,
-          "Read the service events and stopped tasks' reasons (aws ecs describe-services / describe-tasks)",
-          service_steady),
-    Check("DEP-002", "task size within 0.25-0.5 vCPU / 512-1024 MB", Severity.MEDIUM,
-          "Set umami:cpu/umami:memory to 256/512, 256/1024 or 512/1024 and run `pulumi up`", task_size),
-    Check("DEP-003", "tasks in private subnets without public IPs", Severity.HIGH,
-          "Use private subnets (no 0.0.0.0/0 route to an internet gateway) and assignPublicIp=DISABLED",
-          private_network),
-    Check("DEP-004", "the target group has at least one healthy target", Severity.HIGH,
-          f"Check the target health reasons and the container's {HEARTBEAT_PATH}", healthy_targets),
-    Check("DEP-005", f"GET {HEARTBEAT_PATH} answers 200 {{\"ok\":true}}", Severity.HIGH,
-          "Check the load balancer listener rules and the service's health", heartbeat_ok),
-    Check("DEP-006", "the default login admin/umami is rejected", Severity.CRITICAL,
-          "Log in and change the admin password now (Settings > Profile, or POST /api/users/{id})",
-          default_login_rejected),
-    Check("DEP-007", "the log group received events recently", Severity.INFO,
-          "Check the task's awslogs configuration and that the service is running", logs_recent),
-)
+CHECKS = declare("deployment", {  # titles, severities, remediations: checks.toml
+    "DEP-001": service_steady, "DEP-002": task_size, "DEP-003": private_network, "DEP-004": healthy_targets,
+    "DEP-005": heartbeat_ok, "DEP-006": default_login_rejected, "DEP-007": logs_recent,
+}, HEARTBEAT_PATH=HEARTBEAT_PATH)

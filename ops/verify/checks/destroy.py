@@ -25,7 +25,7 @@ from functools import cached_property
 
 import psycopg
 
-from ops.verify.checks.base import Check, Finding, NotApplicable, Severity
+from ops.verify.checks.base import Finding, NotApplicable, Severity, declare
 
 # The objects of the schema: the schema, whatever has it as namespace, and the parts
 # (defaults, triggers, rules, policies, operator-family members) of relations and
@@ -378,15 +378,7 @@ def what_destroy_keeps(data: DestroyData) -> list[Finding]:
     return findings
 
 
-CHECKS = (
-    Check("DST-001", "nothing outside the schema depends on it (DROP SCHEMA ... CASCADE would drop it)", Severity.HIGH,
-          "drop or change each object listed (or move what it uses out of the schema) before destroying; "
-          "never destroy with umami:dropSchemaCascade=true while DST-001 lists anything", cascade_dependents),
-    Check("DST-002", "the role owns nothing outside the schema (REASSIGN OWNED would take it over)", Severity.HIGH,
-          "ALTER <object> OWNER TO <the role it belongs to> for each object listed, in each database listed",
-          owned_by_role),
-    Check("DST-003", "no privileges outside the schema that DROP OWNED would revoke", Severity.MEDIUM,
-          "REVOKE them (or re-grant to the role that should hold them) before destroying", privileges_of_role),
-    Check("DST-004", "what a destroy keeps: pgcrypto and the schema", Severity.INFO,
-          "nothing to do; umami:dropSchemaCascade=true also drops the schema's contents", what_destroy_keeps),
-)
+CHECKS = declare("destroy", {  # titles, severities, remediations: checks.toml
+    "DST-001": cascade_dependents, "DST-002": owned_by_role, "DST-003": privileges_of_role,
+    "DST-004": what_destroy_keeps,
+})

@@ -6,7 +6,7 @@ can SET ROLE to any role it reaches, whatever INHERIT says.
 
 from __future__ import annotations
 
-from ops.verify.checks.base import Check, Finding, Severity
+from ops.verify.checks.base import Finding, Severity, declare
 from ops.verify.checks.catalog import Catalog
 from ops.verify.checks.principals import DATABASE_OWNER_ROLE
 
@@ -55,11 +55,6 @@ def acting_as_umami(catalog: Catalog) -> list[Finding]:
             for m in members if m not in allowed]
 
 
-CHECKS = (
-    Check("ISO-010", "no membership in powerful predefined roles or rds_superuser", Severity.CRITICAL,
-          "REVOKE <role> FROM <umami role>; (the umami role needs no membership at all)", dangerous_memberships),
-    Check("ISO-011", "no other role memberships", Severity.HIGH,
-          "REVOKE <role> FROM <umami role>; (the umami role needs no membership at all)", other_memberships),
-    Check("ISO-012", "no other role can act as the umami role", Severity.MEDIUM,
-          "REVOKE <umami role> FROM <member>;", acting_as_umami),
-)
+CHECKS = declare("memberships", {  # titles, severities, remediations: checks.toml
+    "ISO-010": dangerous_memberships, "ISO-011": other_memberships, "ISO-012": acting_as_umami,
+})

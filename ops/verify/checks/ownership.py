@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from ops.verify.checks.base import Check, Finding, Severity
+from ops.verify.checks.base import Finding, Severity, declare
 from ops.verify.checks.catalog import Catalog
 
 # Reported by their own checks: default privileges (ISO-051) and user mappings (ISO-032).
@@ -43,10 +43,6 @@ def owns_schema(catalog: Catalog) -> list[Finding]:
     return []
 
 
-CHECKS = (
-    Check("ISO-040", "umami owns nothing outside its schema (the database included)", Severity.HIGH,
-          "ALTER <object> OWNER TO <owner it belongs to>; or REASSIGN OWNED in that database",
-          owned_outside),
-    Check("ISO-041", "the schema is owned by the admin, not by the umami role", Severity.MEDIUM,
-          "ALTER SCHEMA <schema> OWNER TO <admin>;", owns_schema),
-)
+CHECKS = declare("ownership", {  # titles, severities, remediations: checks.toml
+    "ISO-040": owned_outside, "ISO-041": owns_schema,
+})

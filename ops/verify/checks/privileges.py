@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from ops.verify.checks.base import Check, Finding, Severity
+from ops.verify.checks.base import Finding, Severity, declare
 from ops.verify.checks.catalog import AclRow, Catalog
 from ops.verify.checks.principals import PUBLIC
 
@@ -179,38 +179,9 @@ def public_create(catalog: Catalog) -> list[Finding]:
             if r.kind == "schema" and r.privilege == "CREATE" and r.grantee == PUBLIC and r.oid != p.schema_oid]
 
 
-CHECKS = (
-    Check("ISO-020", "no privileges on tables, views, materialized views, partitioned or foreign tables outside the schema",
-          Severity.CRITICAL, "REVOKE ALL ON <object> FROM <grantee>; (PUBLIC grants reach umami too)", relations),
-    Check("ISO-021", "no column privileges outside the schema", Severity.CRITICAL,
-          "REVOKE ALL (<column>) ON <table> FROM <grantee>;", columns),
-    Check("ISO-022", "no privileges on sequences outside the schema", Severity.HIGH,
-          "REVOKE ALL ON SEQUENCE <sequence> FROM <grantee>;", sequences),
-    Check("ISO-023", "no callable SECURITY DEFINER functions owned by others", Severity.HIGH,
-          "REVOKE EXECUTE ON FUNCTION <function> FROM PUBLIC, <grantee>; grant it only to the roles that need it",
-          definer_functions),
-    Check("ISO-024", "no CREATE on any other schema", Severity.HIGH,
-          "REVOKE CREATE ON SCHEMA <schema> FROM <grantee>;", create_on_schemas),
-    Check("ISO-025", "no USAGE on other schemas beyond PostgreSQL's default", Severity.LOW,
-          "REVOKE USAGE ON SCHEMA <schema> FROM <grantee>;", usage_on_schemas),
-    Check("ISO-026", "no CREATE on the database", Severity.HIGH,
-          "REVOKE CREATE ON DATABASE <db> FROM <grantee>;", create_on_database),
-    Check("ISO-027", "TEMPORARY on the database only by PostgreSQL's default", Severity.LOW,
-          "REVOKE TEMPORARY ON DATABASE <db> FROM <grantee>; (REVOKE ... FROM PUBLIC removes the default)",
-          temp_on_database),
-    Check("ISO-028", "CONNECT on other databases only by PostgreSQL's default", Severity.MEDIUM,
-          "REVOKE CONNECT ON DATABASE <other db> FROM <grantee>; (and FROM PUBLIC to remove the default)",
-          connect_elsewhere),
-    Check("ISO-029", "no grants in other databases, on tablespaces or parameters", Severity.MEDIUM,
-          "Connect to that database and REVOKE the grants; DROP OWNED BY <umami role> there if it has none to keep",
-          grants_beyond_database),
-    Check("ISO-030", "no access to large objects of others", Severity.HIGH,
-          "REVOKE SELECT, UPDATE ON LARGE OBJECT <oid> FROM <grantee>; keep lo_compat_privileges off",
-          large_objects),
-    Check("ISO-031", "no usage of foreign-data wrappers or foreign servers", Severity.HIGH,
-          "REVOKE USAGE ON FOREIGN SERVER <server> FROM <grantee>;", foreign_servers),
-    Check("ISO-032", "no user mappings for the umami role or PUBLIC", Severity.HIGH,
-          "DROP USER MAPPING FOR <role> SERVER <server>;", user_mappings),
-    Check("ISO-033", "PUBLIC cannot create in any schema (e.g. public)", Severity.MEDIUM,
-          "REVOKE CREATE ON SCHEMA <schema> FROM PUBLIC;", public_create),
-)
+CHECKS = declare("privileges", {  # titles, severities, remediations: checks.toml
+    "ISO-020": relations, "ISO-021": columns, "ISO-022": sequences, "ISO-023": definer_functions,
+    "ISO-024": create_on_schemas, "ISO-025": usage_on_schemas, "ISO-026": create_on_database,
+    "ISO-027": temp_on_database, "ISO-028": connect_elsewhere, "ISO-029": grants_beyond_database,
+    "ISO-030": large_objects, "ISO-031": foreign_servers, "ISO-032": user_mappings, "ISO-033": public_create,
+})

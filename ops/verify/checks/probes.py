@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
-from ops.verify.checks.base import Check, Finding, Severity
+from ops.verify.checks.base import Finding, Severity, declare
 from ops.core.db import redact
 
 INSUFFICIENT_PRIVILEGE = "42501"
@@ -120,15 +120,7 @@ def information_schema_listing(session: ProbeSession) -> list[Finding]:
             for nsp, rel in listed]
 
 
-CHECKS = (
-    Check("PRB-001", "cannot read application tables (live sample)", Severity.CRITICAL,
-          "Revoke the grant the isolation checks name for this table (ISO-020/ISO-010/ISO-011)",
-          read_application_tables),
-    Check("PRB-002", "cannot create a table in public (live, rolled back)", Severity.HIGH,
-          "REVOKE CREATE ON SCHEMA public FROM PUBLIC, <umami role>;", create_in_public),
-    Check("PRB-003", "cannot SET ROLE to an application role (live)", Severity.CRITICAL,
-          "REVOKE <app role> FROM <umami role>;", set_role_to_application),
-    Check("PRB-004", "information_schema lists no application table (live)", Severity.HIGH,
-          "Revoke the grants or ownership that make these tables visible (see ISO-020..022, ISO-040)",
-          information_schema_listing),
-)
+CHECKS = declare("probes", {  # titles, severities, remediations: checks.toml
+    "PRB-001": read_application_tables, "PRB-002": create_in_public, "PRB-003": set_role_to_application,
+    "PRB-004": information_schema_listing,
+})

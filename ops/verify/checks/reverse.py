@@ -8,7 +8,7 @@ Answered from the principals, relation-ACL and object-ACL queries.
 
 from __future__ import annotations
 
-from ops.verify.checks.base import Check, Finding, Severity
+from ops.verify.checks.base import Finding, Severity, declare
 from ops.verify.checks.catalog import AclRow, Catalog
 from ops.verify.checks.principals import PUBLIC, Path, Role
 
@@ -126,21 +126,7 @@ def acting_as_umami(catalog: Catalog) -> list[Finding]:
             for app in p.app_roles if p.umami.oid in p.reach(app.oid)]
 
 
-CHECKS = (
-    Check("ISO-060", "no PUBLIC or application-role access to the schema", Severity.HIGH,
-          "REVOKE ALL ON SCHEMA <umami schema> FROM <grantee>;", schema_access),
-    Check("ISO-061", "no PUBLIC or application-role access to the schema's objects", Severity.HIGH,
-          "REVOKE ALL ON <object> FROM <grantee>; (and ALTER ... OWNER TO <umami role> for foreign-owned objects)",
-          object_access),
-    Check("ISO-062", "umami holds no grant options on what it was granted", Severity.MEDIUM,
-          "REVOKE GRANT OPTION FOR ALL ON <object> FROM <umami role>;", grant_options),
-    Check("ISO-063", "umami objects are not granted onward to other roles", Severity.MEDIUM,
-          "REVOKE ALL ON <object> FROM <grantee>; (as the umami role)", onward_grants),
-    Check("ISO-064", "application roles' search_path excludes the schema", Severity.MEDIUM,
-          "ALTER ROLE <app role> [IN DATABASE <db>] SET search_path TO <its own schemas>;", search_paths),
-    Check("ISO-065", "application roles are not superusers or rds_superuser members", Severity.HIGH,
-          "Run the application as a role without SUPERUSER and outside rds_superuser; until then umami's data "
-          "is readable by it", privileged_app_roles),
-    Check("ISO-066", "application roles cannot act as the umami role", Severity.HIGH,
-          "REVOKE <umami role> FROM <app role>;", acting_as_umami),
-)
+CHECKS = declare("reverse", {  # titles, severities, remediations: checks.toml
+    "ISO-060": schema_access, "ISO-061": object_access, "ISO-062": grant_options, "ISO-063": onward_grants,
+    "ISO-064": search_paths, "ISO-065": privileged_app_roles, "ISO-066": acting_as_umami,
+})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ops.verify.checks.base import Check, Finding, Severity
+from ops.verify.checks.base import Finding, Severity, declare
 from ops.verify.checks.catalog import Catalog
 
 
@@ -34,21 +34,11 @@ def login_role_switch(catalog: Catalog) -> list[Finding]:
     ]
 
 
-CHECKS = (
-    Check("ISO-001", "umami role is not a superuser", Severity.CRITICAL,
-          "ALTER ROLE <umami role> NOSUPERUSER;", _attribute("superuser", "SUPERUSER", Severity.CRITICAL)),
-    Check("ISO-002", "umami role cannot create roles", Severity.HIGH,
-          "ALTER ROLE <umami role> NOCREATEROLE;", _attribute("createrole", "CREATEROLE", Severity.HIGH)),
-    Check("ISO-003", "umami role cannot create databases", Severity.HIGH,
-          "ALTER ROLE <umami role> NOCREATEDB;", _attribute("createdb", "CREATEDB", Severity.HIGH)),
-    Check("ISO-004", "umami role has no replication", Severity.HIGH,
-          "ALTER ROLE <umami role> NOREPLICATION;", _attribute("replication", "REPLICATION", Severity.HIGH)),
-    Check("ISO-005", "umami role does not bypass row-level security", Severity.HIGH,
-          "ALTER ROLE <umami role> NOBYPASSRLS;", _attribute("bypassrls", "BYPASSRLS", Severity.HIGH)),
-    Check("ISO-006", "umami role has a connection limit", Severity.MEDIUM,
-          "Set umami:connectionLimit (the stack applies CONNECTION LIMIT) or ALTER ROLE <umami role> CONNECTION LIMIT 10;",
-          connection_limit),
-    Check("ISO-007", "no role switch at login (role= setting)", Severity.HIGH,
-          "ALTER ROLE <umami role> [IN DATABASE <db>] RESET role; (or ALTER DATABASE <db> RESET role)",
-          login_role_switch),
-)
+CHECKS = declare("roles", {  # titles, severities, remediations: checks.toml
+    "ISO-001": _attribute("superuser", "SUPERUSER", Severity.CRITICAL),
+    "ISO-002": _attribute("createrole", "CREATEROLE", Severity.HIGH),
+    "ISO-003": _attribute("createdb", "CREATEDB", Severity.HIGH),
+    "ISO-004": _attribute("replication", "REPLICATION", Severity.HIGH),
+    "ISO-005": _attribute("bypassrls", "BYPASSRLS", Severity.HIGH),
+    "ISO-006": connection_limit, "ISO-007": login_role_switch,
+})

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
-from ops.verify.checks.base import Check, Finding, Severity
+from ops.verify.checks.base import Finding, Severity, declare
 
 # Umami 2.x (PostgreSQL): 11 tables; 3.1 adds link, pixel, share, board and session replay (17).
 UMAMI_2_TABLES = frozenset({
@@ -114,14 +114,6 @@ def pgcrypto_ready(state: SchemaState) -> list[Finding]:
     return [Finding(Severity.MEDIUM, "pgcrypto", "not available on this server")]
 
 
-CHECKS = (
-    Check("SCH-001", "the deployed Umami version's tables are present", Severity.MEDIUM,
-          "Check the container logs for migration errors (prisma migrate deploy) and restart the service",
-          tables_present),
-    Check("SCH-002", "_prisma_migrations has no failed or rolled-back migration", Severity.HIGH,
-          "Fix the cause, then `prisma migrate resolve --rolled-back <name>` (or --applied) and restart",
-          migrations_clean),
-    Check("SCH-003", "pgcrypto is installed", Severity.MEDIUM,
-          "CREATE EXTENSION IF NOT EXISTS pgcrypto SCHEMA <umami schema>; (as the admin; the stack declares it)",
-          pgcrypto_ready),
-)
+CHECKS = declare("schema", {  # titles, severities, remediations: checks.toml
+    "SCH-001": tables_present, "SCH-002": migrations_clean, "SCH-003": pgcrypto_ready,
+})

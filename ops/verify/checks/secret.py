@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Mapping
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from ops.verify.checks.base import Check, Finding, Severity
+from ops.verify.checks.base import Finding, Severity, declare
 from ops.core.credentials import CONTRACT_KEYS
 from ops.core.db import Target, connect
 from ops.core.errors import OpsError
@@ -93,13 +93,6 @@ def database_url(data: SecretData) -> list[Finding]:
     return findings
 
 
-CHECKS = (
-    Check("SEC-001", "the secret has every key of the contract", Severity.HIGH,
-          "Re-run `pulumi up` so the stack writes the full document", contract_keys),
-    Check("SEC-002", "the secret's username/host/port/database/schema agree with the outputs", Severity.HIGH,
-          "Re-run `pulumi up`; if the secret was edited by hand, restore the stack's version", agrees_with_outputs),
-    Check("SEC-003", "the secret's password logs in", Severity.HIGH,
-          "Re-run `pulumi up` (it sets the role's password and the secret together)", password_logs_in),
-    Check("SEC-004", "DATABASE_URL parses and agrees with the other keys", Severity.HIGH,
-          "Re-run `pulumi up`; special characters in the password must be URL-encoded", database_url),
-)
+CHECKS = declare("secret", {  # titles, severities, remediations: checks.toml
+    "SEC-001": contract_keys, "SEC-002": agrees_with_outputs, "SEC-003": password_logs_in, "SEC-004": database_url,
+})
