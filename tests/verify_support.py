@@ -6,6 +6,8 @@ umami role and with unqualified names, the way Prisma applies Umami's SQL.
 
 from __future__ import annotations
 
+import json
+from http.server import BaseHTTPRequestHandler
 from typing import Iterable
 
 import psycopg
@@ -82,3 +84,15 @@ def inject(rehearsed, steps: Iterable[tuple[str, str]]) -> None:
         role, _, dbname = who.partition("@")
         with connect_as(rehearsed, role, dbname or None) as conn:
             conn.execute(statement)
+
+
+class JsonHandler(BaseHTTPRequestHandler):
+    """A local HTTP stand-in's base: answers with a JSON body of a known length."""
+
+    def _send(self, status: int, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)

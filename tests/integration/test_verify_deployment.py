@@ -7,7 +7,7 @@ import json
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import boto3
 import botocore.awsrequest
@@ -21,23 +21,15 @@ from ops.core.db import Target
 from ops.core.errors import OpsError
 from ops.core.outputs import parse_outputs
 from ops.verify.runner import run_verification
-from tests.verify_support import failing
+from tests.verify_support import JsonHandler, failing
 
 REGION = "eu-west-1"
 DEP_IDS = {f"DEP-00{i}" for i in range(1, 8)}
 
 
-class UmamiStandIn(BaseHTTPRequestHandler):
+class UmamiStandIn(JsonHandler):
     """Answers like Umami: heartbeat 200 {"ok":true}; login 200 only for the default password
     while `default_password` is true (a fresh install), 401 otherwise (rotated)."""
-
-    def _send(self, status: int, body: dict) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
     def do_GET(self):  # noqa: N802
         state = self.server.state

@@ -17,7 +17,7 @@ from ops.core.errors import OpsError
 from ops.core.outputs import parse_outputs
 from ops.verify.__main__ import main
 from ops.verify.runner import run_verification
-from tests.verify_support import error_line
+from tests.verify_support import JsonHandler, error_line
 
 REHEARSAL_OUTPUTS = {"contractVersion": 1, "dbHost": "127.0.0.1", "dbPort": 5432, "dbName": "appdb",
                      "dbSchema": "umami", "dbRole": "umami_user", "dbSecretArn": "arn:aws:secretsmanager:x",
@@ -25,18 +25,10 @@ REHEARSAL_OUTPUTS = {"contractVersion": 1, "dbHost": "127.0.0.1", "dbPort": 5432
 HTTP_CHECKS = {"DEP-005", "DEP-006"}
 
 
-class Umami(BaseHTTPRequestHandler):
+class Umami(JsonHandler):
     """Umami's two endpoints; the default login is accepted while `default_password` is set."""
 
     protocol_version = "HTTP/1.1"
-
-    def _send(self, status: int, body: dict) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
     def do_GET(self):  # noqa: N802
         self.server.seen.append(("GET", self.path))
