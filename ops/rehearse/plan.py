@@ -9,7 +9,7 @@ from typing import Any
 
 from facts import SECRET_MASK
 from ops.engine.program import Resource
-from ops.engine.provider_sql import FORCE_NEW, normalized
+from ops.engine.provider_sql import DEFAULT_PRIVILEGES, EXTENSION, FORCE_NEW, GRANT, ROLE, SCHEMA, normalized
 from ops.rehearse.state import State
 
 # -- plan -----------------------------------------------------------------------------
@@ -63,12 +63,29 @@ def diff_keys(resource: Resource, outputs: dict[str, Any]) -> list[str]:
     return sorted(keys)
 
 
+# Ties between independent resources: the order the README's privilege model lists them in.
+TYPE_RANK = {ROLE: 0, SCHEMA: 1, GRANT: 2, DEFAULT_PRIVILEGES: 3, EXTENSION: 4}
+
+
+def dependency_order(resources: list[Resource]) -> list[Resource]:
+    """Dependencies first, ties by type then name: the program registers resources concurrently,
+    so its order varies between runs; this one does not (and a destroy runs it in reverse)."""
+    pending = {r.urn: r for r in resources}
+    ordered: list[Resource] = []
+    while pending:
+        ready = [r for r in pending.values() if not any(d in pending for d in r.dependencies)]
+        if not ready:  # a cycle cannot come from a Pulumi program; keep going by name
+            ready = list(pending.values())
+        first = min(ready, key=lambda r: (TYPE_RANK.get(r.type, len(TYPE_RANK)), r.name, r.urn))
+        ordered.append(first)
+        del pending[first.urn]
+    return ordered
+
+
 def make_plan(resources: list[Resource], state: State) -> list[PlanItem]:
     plan = []
     declared = set()
-    for resource in resources:
-        if not is_postgresql(resource.type) or not resource.custom:
-            continue
+    for resource in dependency_order([r for r in resources if is_postgresql(r.type) and r.custom]):
         declared.add(resource.urn)
         old = state.resources.get(resource.urn)
         if old is None:

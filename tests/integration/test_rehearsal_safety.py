@@ -249,8 +249,9 @@ def test_a_destroy_stopped_midway_says_what_it_did_and_a_rerun_completes_it(auro
     assert result.returncode == 2
     line = one_error_line(result)
     assert line.startswith("error: destroy stopped at Role umami-role: canceling statement due to lock timeout")
-    assert "already done: deleted DefaultPrivileges umami-default-sequences, deleted DefaultPrivileges " \
-           "umami-default-tables, deleted Grant umami-schema-usage; rerun the destroy to complete it" in line
+    # Reverse dependency order, ties by type then name (ops.rehearse.plan.dependency_order).
+    assert "already done: deleted DefaultPrivileges umami-default-tables, deleted DefaultPrivileges " \
+           "umami-default-sequences, deleted Grant umami-schema-usage; rerun the destroy to complete it" in line
     rerun = cli(*base_args(aurora, tmp_path, "--destroy", "--set", "umami:protectStatefulResources=false"))
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert [line for line in rerun.stdout.splitlines() if line.startswith("  delete")] == ["  delete  Role umami-role"]
