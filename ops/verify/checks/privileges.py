@@ -108,20 +108,23 @@ def create_on_database(catalog: Catalog) -> list[Finding]:
             for r in _database_rows(catalog, "CREATE", current=True)]
 
 
-def temp_on_database(catalog: Catalog) -> list[Finding]:
+def _beyond_default(catalog: Catalog, privilege: str, current: bool, severity: Severity,
+                    default_note: str) -> list[Finding]:
+    """A database privilege: PUBLIC's (PostgreSQL's default) is info, anything granted further is `severity`."""
     p = catalog.principals
-    return [Finding(Severity.INFO if r.grantee == PUBLIC else Severity.LOW, f"database {r.name}",
-                    "TEMPORARY for PUBLIC (PostgreSQL's default)" if r.grantee == PUBLIC
-                    else f"TEMPORARY for {p.via(r.grantee, p.umami_reach, p.umami.name)}")
-            for r in _database_rows(catalog, "TEMPORARY", current=True)]
+    return [Finding(Severity.INFO if r.grantee == PUBLIC else severity, f"database {r.name}",
+                    f"{privilege} for PUBLIC ({default_note})" if r.grantee == PUBLIC
+                    else f"{privilege} for {p.via(r.grantee, p.umami_reach, p.umami.name)}")
+            for r in _database_rows(catalog, privilege, current=current)]
+
+
+def temp_on_database(catalog: Catalog) -> list[Finding]:
+    return _beyond_default(catalog, "TEMPORARY", True, Severity.LOW, "PostgreSQL's default")
 
 
 def connect_elsewhere(catalog: Catalog) -> list[Finding]:
-    p = catalog.principals
-    return [Finding(Severity.INFO if r.grantee == PUBLIC else Severity.MEDIUM, f"database {r.name}",
-                    "CONNECT for PUBLIC (PostgreSQL's default; pg_hba.conf may still refuse)" if r.grantee == PUBLIC
-                    else f"CONNECT for {p.via(r.grantee, p.umami_reach, p.umami.name)}")
-            for r in _database_rows(catalog, "CONNECT", current=False)]
+    return _beyond_default(catalog, "CONNECT", False, Severity.MEDIUM,
+                           "PostgreSQL's default; pg_hba.conf may still refuse")
 
 
 def grants_beyond_database(catalog: Catalog) -> list[Finding]:
