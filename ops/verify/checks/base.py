@@ -21,7 +21,7 @@ from typing import Any, Callable, Mapping
 
 from ops.core.reporting import Severity  # the one severity model, shared with ops.preview
 
-__all__ = ["Check", "CheckResult", "Finding", "NotApplicable", "Severity", "Status", "check_data", "declare",
+__all__ = ["Check", "CheckResult", "Finding", "FixAs", "NotApplicable", "Severity", "Status", "check_data", "declare",
            "result_from_findings"]
 
 CHECKS_FILE = Path(__file__).with_name("checks.toml")
@@ -37,13 +37,23 @@ class Status(str, Enum):
     NOT_APPLICABLE = "n/a"  # cannot apply here (rehearsal, database-only stack)
 
 
+class FixAs(str, Enum):
+    """Who can run a finding's fix: the admin (owner of the schema, grantor) or the umami role itself."""
+
+    ADMIN = "admin"
+    ROLE = "role"
+
+
 @dataclass(frozen=True)
 class Finding:
-    """One thing a check saw: on what (`subject`) and how it knows (`evidence`)."""
+    """One thing a check saw: on what (`subject`), how it knows (`evidence`) and, when SQL repairs it,
+    the exact statements (`fix`, each ending in `;`) and who must run them (`fix_as`)."""
 
     severity: Severity
     subject: str
     evidence: str
+    fix: tuple[str, ...] = ()
+    fix_as: FixAs = FixAs.ADMIN
 
 
 @dataclass(frozen=True)
