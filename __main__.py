@@ -90,6 +90,8 @@ contract.export(
         "dbPoolSize": cfg.database.pool_size,
         "dbConnectionLimit": cfg.database.connection_limit,
         "dbConnectionBudget": cfg.database.connection_budget.as_output(),
+        "dbStatementTimeoutMs": cfg.database.statement_timeout_ms,
+        "dbIdleInTransactionTimeoutMs": cfg.database.idle_in_transaction_timeout_ms,
         "dbSchema": database.schema_name,
         "dbRole": database.role_name,
         "dbAdminRole": pulumi.Output.unsecret(pulumi.Output.from_input(admin.username)),

@@ -71,6 +71,9 @@ OUTPUTS: tuple[Output, ...] = (
     _out("database", "dbConnectionLimit", int, "the role's `CONNECTION LIMIT`"),
     _out("database", "dbConnectionBudget", dict[str, int],
          "`{poolSize, poolsPerTask, maxTasks, migrationConnections, opsHeadroom, total}`"),
+    _out("database", "dbStatementTimeoutMs", int, "the role's `statement_timeout` in ms (0: none)"),
+    _out("database", "dbIdleInTransactionTimeoutMs", int,
+         "the role's `idle_in_transaction_session_timeout` in ms (0: none)"),
     _out("database", "dbSchema", str, "the umami schema", required=True),
     _out("database", "dbRole", str, "the umami role", required=True),
     _out("database", "dbAdminRole", str, "the admin role the provider uses (owner of the schema)"),
@@ -179,6 +182,8 @@ class DatabaseOutputs:
     pool_size: int | None = None
     connection_limit: int | None = None
     connection_budget: ConnectionBudget | None = None
+    statement_timeout_ms: int | None = None
+    idle_in_transaction_timeout_ms: int | None = None
     admin_role: str | None = None
     drop_schema_cascade: bool | None = None  # None: not in the outputs (false by default)
     application_roles: tuple[str, ...] = ()
@@ -243,7 +248,8 @@ _FIELDS = {
     "contractVersion": "contract_version", "environment": "environment", "awsRegion": "aws_region",
     "dbHost": "host", "dbPort": "port", "dbName": "name", "dbSslMode": "sslmode", "dbCaBundle": "ca_bundle",
     "dbReaderHost": "reader_host", "dbPoolSize": "pool_size", "dbConnectionLimit": "connection_limit",
-    "dbConnectionBudget": "connection_budget", "dbSchema": "schema", "dbRole": "role",
+    "dbConnectionBudget": "connection_budget", "dbStatementTimeoutMs": "statement_timeout_ms",
+    "dbIdleInTransactionTimeoutMs": "idle_in_transaction_timeout_ms", "dbSchema": "schema", "dbRole": "role",
     "dbAdminRole": "admin_role", "dbDropSchemaCascade": "drop_schema_cascade",
     "applicationRoles": "application_roles", "auroraClusterIdentifier": "aurora_cluster_identifier",
     "auroraInstanceIdentifiers": "aurora_instance_identifiers", "dbMaxConnections": "max_connections",

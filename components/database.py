@@ -1,6 +1,7 @@
 """`UmamiDatabase`: the isolated schema and login role inside an existing Aurora PostgreSQL.
 
-The privilege model (README, "Privilege model"):
+The privilege model (README, "Privilege model"; declared once in privilege_model.py, which
+`ops.verify` rebuilds from the outputs to check that all of it is there):
 
     role umami_user   LOGIN, no dangerous attributes, no memberships, connection limit,
                       search_path = schema, statement and idle-in-transaction timeouts
@@ -23,9 +24,12 @@ import pulumi_postgresql as postgresql
 
 from components.shared import scram
 from components.config import DatabaseConfig
+from privilege_model import DefaultPrivileges, PrivilegeModel, model_for
 
-TABLE_PRIVILEGES = ["SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER"]
-SEQUENCE_PRIVILEGES = ["USAGE", "SELECT", "UPDATE"]
+# The model's role attributes as the provider's Role arguments.
+ROLE_ATTRIBUTE_ARGS = {"LOGIN": "login", "INHERIT": "inherit", "SUPERUSER": "superuser",
+                       "CREATEDB": "create_database", "CREATEROLE": "create_role", "REPLICATION": "replication",
+                       "BYPASSRLS": "bypass_row_level_security"}
 
 
 @dataclass(frozen=True)
@@ -71,36 +75,34 @@ class UmamiDatabase(pulumi.ComponentResource):
         )
         on_db = pulumi.ResourceOptions(parent=self, provider=self.provider)
         stateful = pulumi.ResourceOptions.merge(on_db, pulumi.ResourceOptions(protect=protect))
+        model = model_for(
+            database=config.name, schema=config.schema, role=config.role, admin_role=admin.username,
+            connection_limit=config.connection_limit, statement_timeout_ms=config.statement_timeout_ms,
+            idle_in_transaction_timeout_ms=config.idle_in_transaction_timeout_ms)
 
         self.role = postgresql.Role(
             f"{name}-role",
-            name=config.role,
-            login=True,
+            name=model.role,
             # Only a SCRAM verifier: PostgreSQL stores it as is, so the password itself is never in a
             # statement the server may log. The provider passes it through (resourcePostgreSQLRoleCreate:
             # `ENCRYPTED PASSWORD '<value>'`; setRolePassword: `ALTER ROLE .. PASSWORD '<value>'`) and,
             # with superuser=false, never reads it back (readRolePassword returns the state's value):
             # terraform-provider-postgresql postgresql/resource_postgresql_role.go. No diff, ever.
             password=pulumi.Output.secret(pulumi.Output.from_input(role_password_verifier).apply(_require_verifier)),
-            superuser=False,
-            create_database=False,
-            create_role=False,
-            replication=False,
-            bypass_row_level_security=False,
-            inherit=True,
-            roles=[],
-            connection_limit=config.connection_limit,
-            search_paths=[config.schema],
-            statement_timeout=config.statement_timeout_ms,
-            idle_in_transaction_session_timeout=config.idle_in_transaction_timeout_ms,
+            **{arg: model.has(attribute) for attribute, arg in ROLE_ATTRIBUTE_ARGS.items()},
+            roles=list(model.memberships),
+            connection_limit=model.connection_limit,
+            search_paths=list(model.search_path),
+            statement_timeout=model.statement_timeout_ms,
+            idle_in_transaction_session_timeout=model.idle_in_transaction_timeout_ms,
             opts=stateful,
         )
 
         self.schema = postgresql.Schema(
             f"{name}-schema",
-            name=config.schema,
-            database=config.name,
-            owner=admin.username,
+            name=model.schema,
+            database=model.database,
+            owner=model.admin_role,
             if_not_exists=True,
             drop_cascade=config.drop_schema_cascade,
             # A destroy keeps the schema (Umami's data, the retained pgcrypto) unless dropSchemaCascade
@@ -111,17 +113,17 @@ class UmamiDatabase(pulumi.ComponentResource):
 
         self.schema_grant = postgresql.Grant(
             f"{name}-schema-usage",
-            database=config.name,
+            database=model.database,
             role=self.role.name,
             schema=self.schema.name,
             object_type="schema",
-            privileges=["USAGE", "CREATE"],
+            privileges=list(model.schema_privileges),
             with_grant_option=False,
             opts=on_db,
         )
 
-        self.table_defaults = self._default_privileges(name, "table", TABLE_PRIVILEGES, config, admin, on_db)
-        self.sequence_defaults = self._default_privileges(name, "sequence", SEQUENCE_PRIVILEGES, config, admin, on_db)
+        self.default_privileges = [self._default_privileges(name, model, defaults, on_db)
+                                   for defaults in model.default_privileges]
 
         # Umami's first migration runs CREATE EXTENSION IF NOT EXISTS "pgcrypto", which the
         # role could not do itself. Retained on delete: another app may have come to use it.
@@ -150,17 +152,17 @@ class UmamiDatabase(pulumi.ComponentResource):
             "extension": self.pgcrypto.name,
         })
 
-    def _default_privileges(self, name: str, object_type: str, privileges: list[str], config: DatabaseConfig,
-                            admin: AdminCredentials, opts: pulumi.ResourceOptions) -> postgresql.DefaultPrivileges:
-        """Objects of `object_type` the admin creates in the schema stay usable by the role."""
+    def _default_privileges(self, name: str, model: PrivilegeModel, defaults: DefaultPrivileges,
+                            opts: pulumi.ResourceOptions) -> postgresql.DefaultPrivileges:
+        """Objects of one type the admin creates in the schema stay usable by the role."""
         return postgresql.DefaultPrivileges(
-            f"{name}-default-{object_type}s",
-            database=config.name,
-            owner=admin.username,
+            f"{name}-default-{defaults.object_type}s",
+            database=model.database,
+            owner=model.admin_role,
             role=self.role.name,
             schema=self.schema.name,
-            object_type=object_type,
-            privileges=privileges,
+            object_type=defaults.object_type,
+            privileges=list(defaults.privileges),
             with_grant_option=False,
             opts=opts,
         )

@@ -96,3 +96,11 @@ class JsonHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+
+def passfile_only(rehearsed, monkeypatch):
+    """Credentials as the rehearsal leaves them: its passfile, nothing else."""
+    for key in ("UMAMI_DB_PASSWORD", "UMAMI_ADMIN_DSN"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("PGPASSFILE", str(rehearsed.pgpass))
+    return rehearsed

@@ -2,12 +2,17 @@
 
 - `Severity`: the one severity model (info < low < medium < high < critical);
   a check's findings, a preview risk and a `--fail-on` threshold all use it.
+- `redact_secrets`: whatever looks like a credential (a URL's password,
+  `password=...`, a SCRAM verifier, an AWS secret key, a bearer token) masked,
+  before any format sees a value.
 - One escaping function per format, applied to every value a report did not
   write itself (names from a catalog, a plan, a client's application_name):
   `text` escapes control and invisible characters, so one finding stays one
-  line; `markdown` (and `markdown_code` for inline code) escapes `|`, HTML and
-  backslashes and flattens newlines, so a cell stays a cell and `<script>` stays
-  text; `xml` replaces the characters XML 1.0 forbids, so JUnit always parses.
+  line; `markdown` (and `markdown_code` for inline code) escapes `|`, HTML,
+  link and code syntax and backslashes and flattens newlines, so a cell stays a
+  cell, `<script>` stays text and `[x](http://y)` is no link; `xml` replaces the
+  characters XML 1.0 forbids, so JUnit always parses; `sql_comment` is a `--`
+  comment no name can end early.
 - `aligned`: columns padded to their widest cell, for the text formats.
 - `envelope` / `read_envelope` / `dumps`: every machine-readable output is one
   JSON object that starts with `{"format": ..., "version": ...}`.
@@ -64,6 +69,42 @@ def at_or_above(severity: str | Severity, threshold: str | Severity) -> bool:
     return found >= limit
 
 
+# -- credentials out ---------------------------------------------------------------------
+
+_MASK = "***"
+# Key names holding a credential, with any prefix: PGPASSWORD, UMAMI_DB_PASSWORD, aws_secret_access_key, ...
+_SECRET_KEYS = r"[A-Za-z0-9_]*?(?:password|passwd|secret_access_key|client_secret|app_secret|api_?key|access_token)"
+_QUOTED = r"'(?:[^'\\]|\\.|'')*'|\"(?:[^\"\\]|\\.|\"\")*\""  # backslash-escaped or doubled quotes
+_CREDENTIALS = (
+    # scheme://user:PASSWORD@host: up to the last `@` of the word, so an unescaped `@` hides nothing.
+    (re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]*:)\S*(?=@)"), r"\1" + _MASK),
+    # "password": "..." (JSON, a Python dict's repr)
+    (re.compile(rf"([\"'](?:{_SECRET_KEYS})[\"']\s*:\s*)(?:{_QUOTED})", re.IGNORECASE), rf'\1"{_MASK}"'),
+    # password=..., PGPASSWORD=... (a DSN, an environment, a query string)
+    (re.compile(rf"(?<![A-Za-z0-9_])((?:{_SECRET_KEYS})\s*=\s*)(?:{_QUOTED}|\S+)", re.IGNORECASE), r"\1" + _MASK),
+    (re.compile(r"(SCRAM-SHA-256\$)[A-Za-z0-9+/=:$]+"), r"\1" + _MASK),
+    (re.compile(r"(?<![A-Za-z0-9])md5[0-9a-f]{32}(?![A-Za-z0-9])"), "md5" + _MASK),
+    # 40 characters of base64 with upper case, lower case and a digit: how an AWS secret key looks.
+    (re.compile(r"(?<![A-Za-z0-9/+=])(?=[A-Za-z0-9/+]{0,39}[A-Z])(?=[A-Za-z0-9/+]{0,39}[a-z])"
+                r"(?=[A-Za-z0-9/+]{0,39}[0-9])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])"), _MASK),
+    (re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9\-._~+/]{16,}=*"), r"\1" + _MASK),
+)
+
+
+def redact_secrets(value: Any) -> Any:
+    """`value` with everything that looks like a credential replaced by `***` (non-strings as they are).
+
+    Applied to what a report shows from outside (evidence, subjects, reasons, notes) before
+    any renderer sees it: a check that quotes a mis-encoded URL or an error message cannot
+    pass a password on. Over-masking a name that merely looks like a key is the accepted cost.
+    """
+    if not isinstance(value, str):
+        return value
+    for pattern, replacement in _CREDENTIALS:
+        value = pattern.sub(replacement, value)
+    return value
+
+
 # -- escaping: one function per format ---------------------------------------------------
 
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -92,17 +133,19 @@ def text(value: Any) -> str:
 
 
 _LINE_BREAKS = re.compile(r"\r\n|[\r\n\u2028\u2029\x0b\x0c\x85]")
-_MARKDOWN = str.maketrans({"\\": "\\\\", "|": "\\|", "&": "&amp;", "<": "&lt;", ">": "&gt;"})
+_MARKDOWN = str.maketrans({"\\": "\\\\", "|": "\\|", "&": "&amp;", "<": "&lt;", ">": "&gt;",
+                           "[": "\\[", "]": "\\]", "`": "\\`"})
 
 
 def markdown(value: Any) -> str:
     """`value` as inert Markdown text that stays inside one table cell or list item.
 
     Newlines become spaces, `|` and `\\` are escaped, `&`, `<` and `>` become
-    entities (so `<script>` or `<details>` is shown, never interpreted), other
-    control characters are escaped as in `text`.
+    entities (so `<script>` or `<details>` is shown, never interpreted), brackets,
+    a `(` after one and backticks are escaped (no link, image or code span can
+    start), other control characters are escaped as in `text`.
     """
-    return text(_LINE_BREAKS.sub(" ", str(value))).translate(_MARKDOWN)
+    return text(_LINE_BREAKS.sub(" ", str(value))).translate(_MARKDOWN).replace("\\](", "\\]\\(")
 
 
 def markdown_code(value: Any) -> str:
@@ -116,6 +159,12 @@ def markdown_code(value: Any) -> str:
     fence = "`" * (max(runs, default=0) + 1)
     pad = " " if runs else ""
     return f"{fence}{pad}{body}{pad}{fence}"
+
+
+def sql_comment(value: Any) -> str:
+    """`value` as a whole-line SQL comment: `text` escapes every line break, so what follows the
+    `--` cannot end the comment and start a statement."""
+    return f"-- {text(value)}"
 
 
 def _xml_allowed(code: int) -> bool:
@@ -156,6 +205,9 @@ def aligned(rows: Sequence[Sequence[str]], align: str = "", *, widths: Sequence[
 
 # -- Markdown tables -------------------------------------------------------------------
 
+COMMENT_LIMIT = 65_536  # the most characters GitHub accepts in a pull-request comment
+
+
 def markdown_row(cells: Iterable[str]) -> str:
     """One table row of cells already escaped (with `markdown` or `markdown_code`)."""
     return "| " + " | ".join(cells) + " |"
@@ -189,7 +241,7 @@ def read_envelope(data: Any, format_name: str, versions: Sequence[int], source: 
     they are, e.g. {"umami-offline-plan/1": 1}. A wrong document is a one-line OpsError.
     """
     found = data.get("format") if isinstance(data, dict) else type(data).__name__
-    if legacy and isinstance(data, dict) and found in legacy and "version" not in data:
+    if legacy and isinstance(data, dict) and isinstance(found, str) and found in legacy and "version" not in data:
         return legacy[found]
     if not isinstance(data, dict) or found != format_name:
         raise OpsError(f"{source} is not a {format_name} document (format={found!r})")

@@ -52,7 +52,10 @@ def _draw_panel(axes, row: Row) -> None:
     heights = [v if v is not None else 0 for v in values]
     bars = axes.bar(["before", "after"], heights, color=BAR_COLOURS, width=0.6)
     top = max([abs(h) for h in heights] + [1e-12])
-    axes.set_ylim(min(0, min(heights) * 1.25), top * 1.3)
+    low, high = min(0, min(heights) * 1.25), top * 1.3
+    if not (math.isfinite(low) and math.isfinite(high)):  # values near a double's limit: no headroom
+        low, high = min(0, min(heights)), top
+    axes.set_ylim(low, high)
     for bar, value in zip(bars, values):
         label = format_value(value, row.unit) if value is not None else "no data"
         axes.annotate(label, (bar.get_x() + bar.get_width() / 2, max(bar.get_height(), 0)),

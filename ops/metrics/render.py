@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ops.core import reporting
@@ -105,6 +106,11 @@ def render_markdown(diff: Diff) -> str:
     return "\n".join(out) + "\n"
 
 
+def _finite(value: float | None) -> float | None:
+    """A change too large for a double (two values near its limit) has no JSON number: null."""
+    return value if value is None or math.isfinite(value) else None
+
+
 def diff_document(diff: Diff) -> dict[str, Any]:
     """The diff as data: every row with numbers unformatted."""
     def side(doc: dict[str, Any], name: str) -> dict[str, Any]:
@@ -122,7 +128,7 @@ def diff_document(diff: Diff) -> dict[str, Any]:
                         "sampling": {"before": diff.before["database"]["connections"]["sampling"],
                                      "after": diff.after["database"]["connections"]["sampling"]}},
         "rows": [{"section": r.section, "key": r.key, "label": r.label, "unit": r.unit, "before": r.before,
-                  "after": r.after, "delta": r.delta, "deltaPercent": r.delta_percent,
+                  "after": r.after, "delta": _finite(r.delta), "deltaPercent": _finite(r.delta_percent),
                   "threshold": r.threshold or None, "verdict": r.verdict, "note": r.note or None}
                  for r in diff.rows],
         "notes": list(diff.notes),

@@ -80,7 +80,10 @@ def run(argv: list[str]) -> int:
         manifest = plan_module.build_plan(args.stack, overrides, args.project_dir)
         text = plan_module.dumps(manifest)
         if args.out:
-            args.out.write_text(text)
+            try:
+                args.out.write_text(text)
+            except OSError as exc:
+                raise OpsError(f"cannot write plan {args.out}: {exc.strerror}") from None
             progress(f"wrote {args.out} ({len(manifest['resources'])} resources)")
         else:
             sys.stdout.write(text)
@@ -88,8 +91,9 @@ def run(argv: list[str]) -> int:
     if args.limit < 1000:
         raise OpsError(f"--limit={args.limit} is too small; use at least 1000 characters")
     if args.command == "diff":
-        review = diff_plans(plan_module.load_plan(args.base), plan_module.load_plan(args.head),
-                            source=f"offline plans {args.base.name} → {args.head.name}")
+        base, head = plan_module.load_plan(args.base), plan_module.load_plan(args.head)
+        plan_module.ensure_comparable(base, head, str(args.base), str(args.head))
+        review = diff_plans(base, head, source=f"offline plans {args.base.name} → {args.head.name}")
     else:
         review = summarize(load_preview(args.preview), source=f"pulumi preview --json ({args.preview.name})")
     sys.stdout.write(render(review, args.format, args.limit))

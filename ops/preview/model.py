@@ -112,7 +112,8 @@ class Review:
 def top_level_key(path: str) -> str:
     """`tags.Owner` -> `tags`, `ingress[0].cidrBlocks` -> `ingress`, `["a.b"]` -> `a.b`."""
     if path.startswith('["'):
-        return path[2:path.index('"]')]
+        end = path.find('"]')
+        return path[2:end] if end >= 0 else path[2:]  # unterminated: the rest is the key
     for index, char in enumerate(path):
         if char in ".[":
             return path[:index]

@@ -23,17 +23,18 @@ import yaml
 
 from facts import DEFAULT_REGION
 from facts import SECRET_MASK as MASK
+from ops.core import documents
 from ops.core.errors import OpsError
-from ops.core.jsonfile import read_json
 from ops.engine.offline import OfflineHandler
 from ops.core.reporting import dumps as dumps_json
-from ops.core.reporting import envelope, read_envelope
+from ops.core.reporting import envelope, text
 from ops.engine.program import PROJECT_ROOT, ProgramRun, read_stack_config, run_program
 
 PLAN_FORMAT = "umami-offline-plan"
 PLAN_VERSION = 1
 # Plans written before the shared envelope spelled the version inside the format.
 LEGACY_FORMATS = {"umami-offline-plan/1": 1}
+KIND = documents.DocumentType(PLAN_FORMAT, (PLAN_VERSION,), "plan", legacy=LEGACY_FORMATS)
 # Stands in for `secure:` config values, which cannot be decrypted offline.
 SECRET_PLACEHOLDER = "offline-placeholder-secret"
 
@@ -160,12 +161,18 @@ def dumps(plan: dict[str, Any]) -> str:
 
 
 def load_plan(path: str | Path) -> dict[str, Any]:
-    """Read a plan written by `plan`; anything else is a one-line OpsError."""
-    data = read_json(path, "plan")
-    if not isinstance(data, dict) or (data.get("format") != PLAN_FORMAT and data.get("format") not in LEGACY_FORMATS):
-        found = data.get("format") if isinstance(data, dict) else type(data).__name__
-        raise OpsError(f"{path} is not an offline plan (format={found!r}, expected {PLAN_FORMAT})")
-    read_envelope(data, PLAN_FORMAT, (PLAN_VERSION,), f"plan {path}", legacy=LEGACY_FORMATS)
-    if not isinstance(data.get("resources"), list):
-        raise OpsError(f"plan {path} has no resources list")
+    """Read a plan written by `plan`, checked against its schema; anything else is a one-line OpsError."""
+    data, _ = documents.load(path, KIND)
+    seen: set[str] = set()
+    for index, resource in enumerate(data["resources"]):
+        if resource["urn"] in seen:  # the schema cannot say "each URN once"
+            raise OpsError(f"{path}: /resources/{index}/urn: {text(resource['urn'])} is listed twice")
+        seen.add(resource["urn"])
     return data
+
+
+def ensure_comparable(base: dict[str, Any], head: dict[str, Any], base_name: str, head_name: str) -> None:
+    """Both plans are of one stack: a diff across stacks would show their config as the change."""
+    if base["stack"] != head["stack"]:
+        raise OpsError(f"{base_name} plans stack {text(base['stack'])} and {head_name} stack {text(head['stack'])}: "
+                       "compare two plans of the same stack")

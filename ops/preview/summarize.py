@@ -16,6 +16,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ops.core import documents
 from ops.core.errors import OpsError
 from ops.core.jsonfile import read_json
 from ops.preview.diff import property_changes
@@ -28,17 +29,19 @@ OP_ACTIONS = {
     "create": CREATE, "import": CREATE, "update": UPDATE, "delete": DELETE, "same": SAME,
     "read": READ, "refresh": READ, "discard": READ, "discard-replaced": READ, "remove-pending-replace": READ,
 }
-DIGEST_KEYS = {"steps", "changeSummary", "config", "diagnostics", "duration"}
-_PATH_TOKEN = re.compile(r'\.?([A-Za-z0-9_$-]+)|\[(\d+)\]|\["((?:[^"\\]|\\.)*)"\]')
+# Pulumi's digest has no envelope: these keys tell it apart, the schema says the rest.
+DIGEST_KEYS = {"steps", "changeSummary"}
+KIND = documents.DocumentType("pulumi-preview-digest", (1,), "preview", enveloped=False)
+# An index of more digits than any list can have is no index (and int() would refuse it).
+_PATH_TOKEN = re.compile(r'\.?([A-Za-z0-9_$-]+)|\[(\d{1,9})\]|\["((?:[^"\\]|\\.)*)"\]')
 
 
 def load_preview(path: str | Path) -> dict[str, Any]:
-    """The digest, or a one-line OpsError naming what is wrong."""
+    """The digest, checked against the fields this module reads; else a one-line OpsError naming the file."""
     data = read_json(path, "preview")
     if not isinstance(data, dict) or not (DIGEST_KEYS & set(data)):
         raise OpsError(f"{path} is not a `pulumi preview --json` document (no steps or changeSummary)")
-    if not isinstance(data.get("steps") or [], list):
-        raise OpsError(f"preview {path}: steps is not a list")
+    documents.check(data, KIND, str(path))
     return data
 
 

@@ -5,6 +5,9 @@
 2. Everything `python -m ops.verify` checks in the database (the catalog audit,
    the live probes, the schema state) and the credentials document the stack
    would store; the AWS checks are reported as not applicable.
+
+The last line claims only what those checks confirmed, and names what no grant
+closes (the residual family) and what PUBLIC keeps by default.
 """
 
 from __future__ import annotations
@@ -19,9 +22,22 @@ from ops.core.db import Target, one_line
 from ops.core.errors import OpsError
 from ops.core.outputs import parse_outputs
 from ops.verify.runner import run_verification
-from ops.verify.checks.base import Severity
+from ops.verify.checks import residual
+from ops.verify.checks.base import Severity, Status
 from ops.verify.checks.context import SecretSource
 from ops.verify.report import render
+
+
+# What each isolation family confirms once every one of its checks ran and none failed at low.
+CONFIRMED_BY = {
+    "roles": "{role} has no SUPERUSER, CREATEROLE, CREATEDB, REPLICATION or BYPASSRLS",
+    "memberships": "no role membership",
+    "privileges": "no privilege outside schema {schema}",
+    "ownership": "owns nothing outside it",
+    "defaults": "no default privileges cross it",
+    "reverse": "no application role reaches into it",
+    "probes": "its live attempts to cross it were refused",
+}
 
 
 @dataclass
@@ -75,6 +91,26 @@ def check_rehearsal(result) -> int:
                                                   stored_credentials(result.run)),
                               umami_source="rehearsal", admin_source="rehearsal")
     print(render(report, "text", Severity.LOW), end="")
-    isolated = report.exit_code(Severity.LOW) == 0
-    print("isolation confirmed" if probe.passed and isolated else "isolation NOT confirmed: see the findings above")
+    unconfirmed = _not_run(report)
+    isolated = report.exit_code(Severity.LOW) == 0 and not unconfirmed
+    if probe.passed and isolated:
+        print(closing_line(role["name"], outputs.database.schema))
+    elif unconfirmed:
+        print(f"isolation NOT confirmed: {', '.join(unconfirmed)} did not run")
+    else:
+        print("isolation NOT confirmed: see the findings above")
     return 0 if probe.passed and isolated else 1
+
+
+def _not_run(report) -> list[str]:
+    """The isolation families (and the residual one) with a check that did not run."""
+    ran = (Status.PASS, Status.INFO, Status.FAIL)
+    return [family for family in (*CONFIRMED_BY, "residual")
+            if any(r.status not in ran for r in report.results if r.family == family)
+            or not any(r.family == family for r in report.results)]
+
+
+def closing_line(role: str, schema: str) -> str:
+    """`isolation confirmed: <what the checks proved>; <what no grant closes>`."""
+    proved = ", ".join(claim.format(role=role, schema=schema) for claim in CONFIRMED_BY.values())
+    return f"isolation confirmed: {proved}; {residual.closing_summary()}"

@@ -1,6 +1,6 @@
 """Prove, from the stack outputs, that Umami is isolated and the deployment is healthy.
 
-    python -m ops.verify (--stack NAME | --outputs FILE) [--format text|json|markdown|junit]
+    python -m ops.verify (--stack NAME | --outputs FILE) [--format text|json|markdown|junit|sql]
                          [--fail-on critical|high|medium|low] [--only IDS] [--skip IDS]
                          [--db-host HOST --db-port PORT] [--url URL] [--no-aws]
                          [--http-timeout SECONDS]
@@ -8,7 +8,9 @@
     python -m ops.verify --outputs FILE --only destroy   # before `pulumi destroy` (never run by default)
 
 Exit 0: nothing at or above --fail-on (default high); 1: findings at or above it;
-2: the verification could not run (one-line reason on stderr).
+2: the verification could not run (one-line reason on stderr). `--format sql`
+writes a fix script instead of a report: one section for the admin, one for the
+umami role, each a transaction; the exit code is the same.
 
 Credentials: the umami role's from the secret named in the outputs, or
 UMAMI_DB_PASSWORD; an admin/auditor from the admin secret the outputs name, or
@@ -54,7 +56,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--stack", metavar="NAME", help="read `pulumi stack output --json --stack NAME`")
     source.add_argument("--outputs", metavar="FILE", help="a JSON file of the stack outputs (e.g. the rehearsal's)")
-    parser.add_argument("--format", choices=FORMATS, default="text", help="report format (default text)")
+    parser.add_argument("--format", choices=FORMATS, default="text",
+                        help="report format (default text); sql: a script of the findings' fixes")
     parser.add_argument("--fail-on", choices=[s.label for s in Severity if s > Severity.INFO], default="high",
                         help="exit 1 when a finding is at or above this severity (default high)")
     parser.add_argument("--only", action="append", default=[], metavar="IDS",
@@ -121,6 +124,8 @@ def run_command(args: argparse.Namespace) -> int:
                               source=f"stack {args.stack}" if args.stack else str(args.outputs), url=url,
                               secret_reason=logins.secret_reason, tunnel=bool(args.db_host or args.db_port))
     report.notes = logins.notes + report.notes
+    report.admin_role = outputs.database.admin_role or (logins.admin.user if logins.admin else "")
+    report.umami_role = outputs.database.role
     sys.stdout.write(render(report, args.format, fail_on))
     return report.exit_code(fail_on)
 

@@ -1,5 +1,11 @@
 """The runner behind `python -m ops.verify`: select the checks, run them family by family against
-the stack outputs, and resolve who logs in (the command line is `ops.verify.__main__`)."""
+the stack outputs, and resolve who logs in (the command line is `ops.verify.__main__`).
+
+Findings, not aborts: a family whose data, or a check whose answer, fails in the database
+(permission denied, an undefined column, a timeout) or comes back in a shape the check does
+not expect fails that check alone, at its declared severity, and every other family still
+runs. Only a login that cannot be made at all stops the run (OpsError, exit 2).
+"""
 
 from __future__ import annotations
 
@@ -11,12 +17,13 @@ from typing import Iterable
 import psycopg
 
 from ops.core import credentials
-from ops.core.db import Target, connect, redact
+from ops.core.db import Target, connect, one_line, redact
 from ops.core.errors import OpsError
 from ops.core.outputs import StackOutputs
 from ops.verify.checks import ALL_CHECKS, DEFAULT_CHECKS, FAMILIES, Family
-from ops.verify.checks.base import CheckResult, NotApplicable, Status, result_from_findings
-from ops.verify.checks.context import Context, SecretSource
+from ops.verify.checks import connections
+from ops.verify.checks.base import Check, CheckResult, Finding, NotApplicable, Status, result_from_findings
+from ops.verify.checks.context import Context, LoginUnavailable, SecretSource
 from ops.verify.report import Report
 
 
@@ -46,7 +53,26 @@ def select(only: Iterable[str] = (), skip: Iterable[str] = ()) -> set[str]:
 
 # -- running ------------------------------------------------------------------------
 
+# What makes a check unanswerable rather than the run impossible: the database refused or failed a
+# statement, or a row did not have the shape the check reads. (OpsError, no login at all, still stops.)
+UNANSWERABLE = (psycopg.Error, LookupError, TypeError, ValueError, LoginUnavailable)
+
+
+def _unanswered(check: Check, family: Family, exc: Exception, ran_as: str | None) -> CheckResult:
+    """Fail closed: what could not be proven is not passed, at the severity the check declares."""
+    if isinstance(exc, psycopg.Error):
+        primary = exc.diag.message_primary  # the server's message without libpq's LINE/caret context
+        reason = redact(primary) if primary else one_line(exc)
+    elif isinstance(exc, LoginUnavailable):
+        reason = redact(one_line(exc))
+    else:
+        reason = f"{type(exc).__name__}: {one_line(exc)}"
+    finding = Finding(check.severity, family.title, f"could not be answered: {reason}")
+    return CheckResult(check, family.name, Status.FAIL, [finding], ran_as=ran_as)
+
+
 def _run_family(family: Family, ctx: Context, selected: set[str]) -> list[CheckResult]:
+    started = time.monotonic()
     wanted = [c for c in family.checks if c.id in selected]
     results = {c.id: CheckResult(c, family.name, Status.SKIPPED, reason="not selected (--only/--skip)")
                for c in family.checks if c.id not in selected}
@@ -56,6 +82,10 @@ def _run_family(family: Family, ctx: Context, selected: set[str]) -> list[CheckR
         except NotApplicable as why:
             for check in wanted:
                 results[check.id] = CheckResult(check, family.name, Status.NOT_APPLICABLE, reason=str(why))
+        except UNANSWERABLE as exc:
+            ctx.recover()
+            for check in wanted:
+                results[check.id] = _unanswered(check, family, exc, family.ran_as(ctx))
         else:
             ran_as = family.ran_as(ctx)
             for check in wanted:
@@ -63,6 +93,12 @@ def _run_family(family: Family, ctx: Context, selected: set[str]) -> list[CheckR
                     results[check.id] = result_from_findings(check, family.name, check.evaluate(data), ran_as)
                 except NotApplicable as why:
                     results[check.id] = CheckResult(check, family.name, Status.NOT_APPLICABLE, reason=str(why))
+                except UNANSWERABLE as exc:
+                    ctx.recover()
+                    results[check.id] = _unanswered(check, family, exc, ran_as)
+    share = (time.monotonic() - started) / max(len(wanted), 1)  # the family's time, shared out (JUnit's `time`)
+    for check in wanted:
+        results[check.id].duration_s = share
     return [results[c.id] for c in family.checks]
 
 
@@ -94,6 +130,7 @@ def run_verification(outputs: StackOutputs, *, umami: Target, admin: Target | No
                         target=f"role {outputs.database.role}, schema {outputs.database.schema} in "
                                f"{outputs.database.name} at {umami.host}:{umami.port}")
         _describe_sessions(report, ctx, results)
+        report.notes += _weaker_checks(ctx, results)
     except psycopg.Error as exc:
         reason = redact(str(exc)).strip().splitlines()
         raise OpsError(f"database error during verification: {reason[0] if reason else type(exc).__name__}") from None
@@ -118,9 +155,32 @@ def _describe_sessions(report: Report, ctx: Context, results: list[CheckResult])
         if p is not None:
             report.application_roles = [r.name for r in p.app_roles]
             report.application_roles_origin = (
-                "discovered: every login role except umami, the admin/auditor and pg_*/rds* roles"
+                "discovered: every login role except umami, the admin and pg_*/rds* roles, whoever audits"
                 if p.app_roles_discovered else "from the outputs' applicationRoles")
             report.notes += [f"applicationRoles names {name}, which does not exist" for name in p.missing_app_roles]
+
+
+def _weaker_checks(ctx: Context, results: list[CheckResult]) -> list[str]:
+    """Checks the auditor's own view of the database made weaker, and why (read from the database)."""
+    notes = []
+    role, auditor = ctx.outputs.database.role, (ctx.admin or ctx.umami).user
+    live = next((r for r in results if r.check.evaluate is connections.live_connections
+                 and r.status in (Status.PASS, Status.INFO, Status.FAIL)), None)
+    if live is not None:
+        try:
+            sees = ctx.audit_sees_session_details(role)
+        except psycopg.Error as exc:
+            ctx.recover()
+            notes.append(f"{live.check.id} may be weaker: could not tell whether {auditor} sees the "
+                         f"details of {role}'s sessions ({one_line(exc)})")
+        else:
+            if sees is False:
+                notes.append(f"{live.check.id} is weaker: {auditor} is neither {role} (or a member of it) "
+                             f"nor a member of pg_read_all_stats, so pg_stat_activity hides the backend type, "
+                             f"application and client of {role}'s sessions from it: every one is counted as "
+                             f"Umami's (ops' own sessions included); audit as the admin (rds_superuser includes "
+                             f"pg_read_all_stats) or as {role} to tell them apart")
+    return notes
 
 
 # -- credentials --------------------------------------------------------------------

@@ -135,7 +135,11 @@ def test_cli_rehearses_and_confirms_isolation(aurora, tmp_path):
     out = tmp_path / "outputs.json"
     result = run_cli("--stack", "dev", "--dsn", aurora.admin_dsn(), "--write-outputs", str(out))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.rstrip().endswith("isolation confirmed")
+    last = result.stdout.rstrip().splitlines()[-1]
+    assert last.startswith("isolation confirmed: umami_user has no SUPERUSER")
+    assert "residual channels no grant can prevent: LISTEN/NOTIFY, advisory locks, long transactions, " \
+           "catalog disclosure (RES-001..RES-004)" in last
+    assert last.endswith("temporary tables, CONNECT to other databases (ISO-027, ISO-028)")
     assert "CREATE ROLE \"umami_user\" WITH ENCRYPTED PASSWORD '***' VALID UNTIL 'infinity' CONNECTION LIMIT" in result.stdout
     assert aurora.admin.password not in result.stdout + result.stderr
     assert json.loads(out.read_text())["dbSchema"] == "umami"

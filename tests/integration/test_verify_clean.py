@@ -11,7 +11,8 @@ from tests.verify_support import (
 )
 from tests.umami_like import run_umami_31_migrations, run_umami_like_migrations
 
-DATABASE_FAMILIES = ("roles", "memberships", "privileges", "ownership", "defaults", "reverse", "probes", "schema")
+DATABASE_FAMILIES = ("roles", "memberships", "privileges", "ownership", "defaults", "desired", "reverse", "residual", "probes",
+                     "schema")
 
 
 @pytest.mark.parametrize("as_admin", [True, False], ids=["as-admin", "as-umami"])
@@ -35,7 +36,7 @@ def test_clean_after_umami_31_migrations(rehearsed):
     report = verify(rehearsed, outputs=outputs_of(rehearsed, umamiVersion="3.1.0"))
     assert failing(report) == {}
     assert {r.check.id: r.status for r in report.results if r.family == "schema"} == {
-        "SCH-001": Status.PASS, "SCH-002": Status.PASS, "SCH-003": Status.PASS}
+        "SCH-001": Status.PASS, "SCH-002": Status.PASS, "SCH-003": Status.PASS, "SCH-004": Status.PASS}
 
 
 def test_clean_after_umami_like_migrations_of_unknown_version(rehearsed):

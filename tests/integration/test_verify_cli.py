@@ -14,18 +14,14 @@ import pytest
 
 from ops.engine.pgcluster import free_port
 from ops.verify.__main__ import main
-from tests.verify_support import ADMIN, APP, error_line, inject
+from tests.verify_support import ADMIN, APP, error_line, inject, passfile_only
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
 def cli_env(rehearsed, monkeypatch):
-    """Credentials as the rehearsal leaves them: its passfile, nothing else."""
-    for key in ("UMAMI_DB_PASSWORD", "UMAMI_ADMIN_DSN"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("PGPASSFILE", str(rehearsed.pgpass))
-    return rehearsed
+    return passfile_only(rehearsed, monkeypatch)
 
 
 def run(argv: list[str], capsys) -> tuple[int, str, str]:
@@ -40,7 +36,7 @@ def test_rehearsal_outputs_pass_with_every_format_parsed_back(cli_env, capsys):
     assert code == 0
     report = json.loads(out)
     assert report["exitCode"] == 0 and report["auditQueries"] == 5
-    assert report["ranAs"]["roles, memberships, privileges, ownership, defaults, reverse, connections"].startswith(
+    assert report["ranAs"]["roles, memberships, privileges, ownership, defaults, desired, reverse, residual, connections"].startswith(
         "postgres")
     assert report["ranAs"]["probes, schema"].startswith("umami_user (real login, PGPASSFILE")
 

@@ -19,7 +19,9 @@ from ops.verify.checks.base import Severity, Status
 from ops.verify.checks.destroy import dependent_objects, dependents_outside, owned_outside
 from ops.verify.__main__ import main
 from tests.umami_like import run_umami_like_migrations
-from tests.verify_support import ADMIN, APP, SUPERUSER, UMAMI, connect_as, failing, inject, outputs_of, verify
+from tests.verify_support import (
+    ADMIN, APP, SUPERUSER, UMAMI, connect_as, failing, inject, outputs_of, verify, passfile_only,
+)
 
 
 @pytest.fixture
@@ -219,10 +221,7 @@ def test_pgcrypto_elsewhere_is_left_where_it_is(aurora, tmp_path):
 
 @pytest.fixture
 def cli_env(migrated, monkeypatch):
-    for key in ("UMAMI_DB_PASSWORD", "UMAMI_ADMIN_DSN"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("PGPASSFILE", str(migrated.pgpass))
-    return migrated
+    return passfile_only(migrated, monkeypatch)
 
 
 def run_json(argv: list[str], capsys) -> tuple[int, dict]:

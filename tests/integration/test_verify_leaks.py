@@ -98,8 +98,9 @@ LEAKS = [
     Leak("PRB-002", [(ADMIN, "CREATE ROLE writers NOLOGIN"), (ADMIN, "GRANT CREATE ON SCHEMA public TO writers"),
                      (ADMIN, "GRANT writers TO umami_user")], {"ISO-011", "ISO-024", "PRB-002"}, Severity.HIGH),
     # NOINHERIT: nothing is inherited, yet SET ROLE works; the catalog audit counts that path.
+    # NOINHERIT also departs from the declared model (DES-003).
     Leak("PRB-003", [(ADMIN, "ALTER ROLE umami_user NOINHERIT"), (SUPERUSER, "GRANT app_user TO umami_user")],
-         {"ISO-011", "ISO-020", "ISO-022", "ISO-024", "ISO-025", "PRB-003"}, Severity.CRITICAL),
+         {"DES-003", "ISO-011", "ISO-020", "ISO-022", "ISO-024", "ISO-025", "PRB-003"}, Severity.CRITICAL),
     Leak("PRB-004", [(APP, "GRANT REFERENCES ON public.settings TO umami_user")], {"ISO-020", "PRB-004"},
          Severity.HIGH),
 ]
@@ -108,7 +109,10 @@ LEAKS = [
 def test_every_database_check_has_a_leak():
     database_checks = {cid for cid, (family, _) in ALL_CHECKS.items()
                        # destroy (opt-in): its own planted cases in test_verify_destroy.py
-                       if family.name not in ("schema", "secret", "connections", "deployment", "destroy")}
+                       # desired (missing access, not leaks): its own cases in test_verify_desired.py
+                       # residual (what no grant prevents): exercised live in test_verify_residual.py
+                       if family.name not in ("schema", "secret", "connections", "deployment", "destroy", "desired",
+                                              "residual")}
     assert {leak.check for leak in LEAKS} == database_checks
 
 

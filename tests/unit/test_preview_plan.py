@@ -171,8 +171,42 @@ def test_unknown_stack_is_exit_2():
 def test_a_file_that_is_not_a_plan_is_rejected(tmp_path):
     path = tmp_path / "outputs.json"
     path.write_text(json.dumps({"dbHost": "x"}))
-    with pytest.raises(OpsError, match="is not an offline plan"):
+    with pytest.raises(OpsError, match="outputs.json is not a umami-offline-plan document"):
         plan.load_plan(path)
     path.write_text("{")
     with pytest.raises(OpsError, match="not valid JSON"):
         plan.load_plan(path)
+
+
+def test_a_plan_is_checked_against_its_schema_and_read_in_its_legacy_spelling(dev_plan_text, tmp_path):
+    manifest = json.loads(dev_plan_text)
+    path = tmp_path / "plan.json"
+    manifest["resources"][3]["protect"] = "yes"
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(OpsError) as raised:
+        plan.load_plan(path)
+    assert str(raised.value) == f"{path}: /resources/3/protect: \"yes\" is not of type 'boolean'"
+
+    legacy = json.loads(dev_plan_text)
+    legacy["format"] = "umami-offline-plan/1"
+    del legacy["version"]
+    path.write_text(json.dumps(legacy))
+    assert plan.load_plan(path)["resources"] == json.loads(dev_plan_text)["resources"]
+
+
+def test_a_urn_listed_twice_or_plans_of_two_stacks_are_one_line(dev_plan_text, tmp_path):
+    manifest = json.loads(dev_plan_text)
+    manifest["resources"].append(manifest["resources"][0])
+    path = tmp_path / "twice.json"
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(OpsError, match=rf"twice.json: /resources/{len(manifest['resources']) - 1}/urn: "
+                                        r"urn:pulumi:dev::umami::\S+ is listed twice"):
+        plan.load_plan(path)
+
+    base, head = tmp_path / "base.json", tmp_path / "head.json"
+    base.write_text(dev_plan_text)
+    head.write_text(dev_plan_text.replace('"stack": "dev"', '"stack": "prod"'))
+    process = cli("diff", str(base), str(head))
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 2 and stdout == ""
+    assert stderr == f"error: {base} plans stack dev and {head} stack prod: compare two plans of the same stack\n"

@@ -1,5 +1,6 @@
-"""The report toolkit: escaping per format, aligned tables, the JSON envelope, and the three
-renderers fed hostile names (control characters, `<script>`, `|`, backticks, newlines)."""
+"""The report toolkit: escaping per format, credentials masked, aligned tables, the JSON envelope,
+and the renderers fed hostile names (control characters, `<script>`, `|`, backticks, newlines)
+and mis-encoded passwords."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import pytest
 
 from ops.core import reporting
 from ops.verify.checks import ALL_CHECKS
-from ops.verify.checks.base import Finding, Severity, result_from_findings
+from ops.verify.checks.base import Finding, Severity, Status, result_from_findings
+from ops.verify.checks.secret import SecretData, database_url
 from ops.core.errors import OpsError
 from ops.preview.model import CRITICAL, HIGH, MEDIUM, Finding as Risk, Review, severity_rank
 from ops.preview.render import render as render_review
@@ -160,3 +162,88 @@ def test_preview_renderers_with_hostile_names():
     assert not any(line.startswith("FAKE LINE") for line in text.splitlines())
     data = json.loads(render_review(review, "json"))
     assert (data["format"], data["version"]) == ("umami-ops-preview-review", 1)
+
+
+def test_markdown_escapes_link_and_code_syntax():
+    assert reporting.markdown("[link](http://x)") == "\\[link\\]\\(http://x)"
+    assert reporting.markdown("![img](x) `code`") == "!\\[img\\]\\(x) \\`code\\`"
+    assert "](" not in reporting.markdown("[a](b) [c]  (d)")
+
+
+def test_sql_comment_is_one_line():
+    assert reporting.sql_comment("x\nDROP TABLE t; --\r\u2028y") == "-- x\\nDROP TABLE t; --\\r\\u2028y"
+
+
+# -- credentials never reach a report ------------------------------------------------------
+
+@pytest.mark.parametrize("value, expected", [
+    ("postgresql://umami_user:pa@ss/w0rd@db:5432/appdb?schema=umami",
+     "postgresql://umami_user:***@db:5432/appdb?schema=umami"),
+    ("url postgres://u:p%40ss@db/x and more", "url postgres://u:***@db/x and more"),
+    ("host=db password='it''s s3cret' user=x", "host=db password=*** user=x"),
+    ("PGPASSWORD=hunter2 psql", "PGPASSWORD=*** psql"),
+    ("UMAMI_DB_PASSWORD=abc123", "UMAMI_DB_PASSWORD=***"),
+    ('{"username": "u", "password": "s3\\"cret"}', '{"username": "u", "password": "***"}'),
+    ("{'password': 'x y'}", "{'password': \"***\"}"),
+    ("verifier SCRAM-SHA-256$4096:c2FsdA==$c3RvcmVk+/=:c2VydmVy stored", "verifier SCRAM-SHA-256$*** stored"),
+    ("key wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY used", "key *** used"),
+    ("Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln", "Authorization: Bearer ***"),
+])
+def test_redact_secrets_masks_credentials(value, expected):
+    assert reporting.redact_secrets(value) == expected
+
+
+@pytest.mark.parametrize("value", [
+    "SELECT for umami_user via PUBLIC (schema usable: effective now)",
+    "table app.CustomerOrderHistoryArchive2023Partitions",  # long, but not 40 characters of base64
+    "commit 3f786850e387550fdab836ed7e6dc881de23001b",  # hex: no upper case
+    "the password in DATABASE_URL (URL-decoded) differs from the password key",
+    "http://127.0.0.1:3000/api/heartbeat", "bearer token missing",
+])
+def test_redact_secrets_leaves_ordinary_evidence_alone(value):
+    assert reporting.redact_secrets(value) == value
+
+
+def _sec004_report(document: dict) -> Report:
+    family, check = ALL_CHECKS["SEC-004"]
+    data = SecretData(source="secret observability/umami-db-credentials", document=document, outputs=None,
+                      login_target=None)  # SEC-004 reads the document alone
+    return Report(results=[result_from_findings(check, family.name, database_url(data), "secret")],
+                  target="role umami_user", source="outputs.json")
+
+
+def _runs_of(secret: str, length: int = 4) -> set[str]:
+    return {secret[i:i + length] for i in range(len(secret) - length + 1)}
+
+
+@pytest.mark.parametrize("password", [
+    "5432/hunter2-Zq9xK@x",  # '/' ends the authority early: the port, then the database, hold the password
+    "9876?sslmode=Tr0ub4dor#frag",  # '?' and '#' cut the URL: the port is the password's first digits
+    "p@ss%41w0rd-Zq9xK!",  # an unescaped '@' and a '%' that decodes to something else
+])
+def test_mis_encoded_database_url_shows_no_part_of_the_password(password):
+    """SEC-004 on a DATABASE_URL written without URL-encoding: no run of 4 of the password's characters
+    appears in the evidence or in any format."""
+    document = {"username": "umami_user", "password": password, "host": "db.example.com", "port": 5432,
+                "database": "appdb", "schema": "umami",
+                "DATABASE_URL": f"postgresql://umami_user:{password}@db.example.com:5432/appdb?schema=umami"}
+    report = _sec004_report(document)
+    (result,) = report.results
+    assert result.status == Status.FAIL and result.findings
+    evidence = " ".join(f"{f.subject} {f.evidence}" for f in result.findings)
+    assert not any(run in evidence for run in _runs_of(password)), evidence  # fixed where it is written
+    for fmt in ("text", "json", "markdown", "junit", "sql"):
+        out = render(report, fmt, Severity.HIGH)
+        assert not any(run in out for run in _runs_of(password)), (fmt, out)
+
+
+def test_every_format_masks_a_credential_a_check_let_through():
+    family, check = ALL_CHECKS["SEC-004"]
+    leaky = [Finding(Severity.HIGH, "postgresql://umami_user:Tr0ub4dor@db/appdb",
+                     "DATABASE_URL=postgresql://umami_user:Tr0ub4dor&3@db/appdb; PGPASSWORD=Tr0ub4dor&3")]
+    report = Report(results=[result_from_findings(check, family.name, leaky, "secret")], target="role umami_user",
+                    source="outputs.json", notes=["verifier SCRAM-SHA-256$4096:c2FsdA==$c3Q=:c2U="])
+    for fmt in ("text", "json", "markdown", "junit", "sql"):
+        out = render(report, fmt, Severity.HIGH)
+        assert "Tr0ub4dor" not in out and "c2FsdA" not in out, fmt
+        assert "***" in out

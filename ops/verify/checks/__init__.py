@@ -7,7 +7,11 @@
 | privileges   | admin/auditor or umami  | relation-ACL and object-ACL queries            |
 | ownership    | admin/auditor or umami  | pg_shdepend query                              |
 | defaults     | admin/auditor or umami  | default-privileges query                       |
+| desired      | admin/auditor or umami  | the principals, object-ACL and default-        |
+|              |                         | privileges queries, against privilege_model.py |
 | reverse      | admin/auditor or umami  | the same principals and ACL queries            |
+| residual     | admin/auditor or umami  | its own two: sessions and locks; function and  |
+|              |                         | view bodies (what no grant can prevent)        |
 | probes       | umami (real login)      | live attempts, rolled back                     |
 | schema       | umami (real login)      | Umami's tables, _prisma_migrations, pgcrypto   |
 | secret       | Secrets Manager + login | the credentials document                       |
@@ -24,8 +28,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ops.verify.checks import (
-    connections, defaults, deployment, destroy, memberships, ownership, privileges, probes, reverse, roles,
-    schema_state, secret,
+    connections, defaults, deployment, desired, destroy, memberships, ownership, privileges, probes, residual, reverse,
+    roles, schema_state, secret,
 )
 from ops.verify.checks.base import Check, NotApplicable
 from ops.verify.checks.context import Context
@@ -46,6 +50,11 @@ class Family:
 
 def _catalog(ctx: Context):
     return ctx.catalog
+
+
+def _residual(ctx: Context) -> residual.ResidualData:
+    # Its own queries, outside the catalog audit's count.
+    return residual.load(ctx.audit_conn, ctx.outputs.database.schema, ctx.outputs.database.role)
 
 
 def _probe_session(ctx: Context) -> probes.ProbeSession:
@@ -110,7 +119,9 @@ FAMILIES: tuple[Family, ...] = (
     Family("privileges", "Privileges outside the schema", privileges.CHECKS, _catalog, _audit),
     Family("ownership", "Ownership", ownership.CHECKS, _catalog, _audit),
     Family("defaults", "Default privileges", defaults.CHECKS, _catalog, _audit),
+    Family("desired", "Desired state: what the stack grants is there", desired.CHECKS, desired.load, _audit),
     Family("reverse", "Reverse isolation (application roles)", reverse.CHECKS, _catalog, _audit),
+    Family("residual", "What no grant can prevent", residual.CHECKS, _residual, _audit),
     Family("probes", "Live probes", probes.CHECKS, _probe_session, _umami),
     Family("schema", "Umami schema state", schema_state.CHECKS, _schema_state, _umami),
     Family("secret", "Credentials secret", secret.CHECKS, _secret, _secret_as),

@@ -77,6 +77,7 @@ class CheckResult:
     findings: list[Finding] = field(default_factory=list)
     ran_as: str | None = None
     reason: str | None = None
+    duration_s: float = 0.0  # its share of the family's load and evaluate time (JUnit's `time`)
 
     @property
     def severity(self) -> Severity | None:

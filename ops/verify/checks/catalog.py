@@ -244,7 +244,8 @@ class Catalog:
         if principals.schema_oid is None:
             raise OpsError(f"schema {self.schema} does not exist in database {row.database_name}")
         principals.admin = principals.by_name(self.admin_role)
-        exclude = {self.umami_role, row.current_user} | ({self.admin_role} if self.admin_role else set())
+        # Not the auditor (current_user): discovery must not depend on who runs the audit.
+        exclude = {self.umami_role} | ({self.admin_role} if self.admin_role else set())
         resolve_app_roles(principals, self.declared_app_roles, exclude=exclude)
         return principals
 

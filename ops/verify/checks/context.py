@@ -3,7 +3,9 @@
 Connections are opened only when a selected check needs them, read-only, with
 statement and lock timeouts (ops.core.db.connect). The catalog audit runs as the
 admin/auditor when one is available, otherwise as the umami role itself (every
-catalog it reads is readable by any role).
+catalog it reads is readable by any role). A statement that fails leaves its connection
+usable for the next family: `recover()` rolls back what is left open and drops a
+connection that broke, so the next use opens a new one.
 """
 
 from __future__ import annotations
@@ -12,12 +14,27 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import psycopg
+from psycopg.pq import TransactionStatus
 
 from ops.verify.checks.base import NotApplicable
 from ops.verify.checks.catalog import Catalog
 from ops.verify.checks.deployment import Deployment, ServiceOutputs
 from ops.core.db import Target, connect
+from ops.core.errors import OpsError
 from ops.core.outputs import StackOutputs
+
+
+# Whether the current user sees the details (backend type, state, query, client) of a role's
+# sessions in pg_stat_activity: PostgreSQL shows them to that role's members and pg_read_all_stats.
+SESSION_DETAILS_SQL = """
+SELECT pg_has_role('pg_read_all_stats', 'USAGE') OR pg_has_role(r.oid, 'USAGE')
+FROM pg_roles r WHERE r.rolname = %(role)s
+"""
+
+
+class LoginUnavailable(Exception):
+    """The umami role cannot log in while the audit can (NOLOGIN, an expired or wrong password):
+    the checks that need that login cannot be answered, every other check still is."""
 
 
 @dataclass(frozen=True)
@@ -58,10 +75,25 @@ class Context:
 
     @property
     def umami_conn(self) -> psycopg.Connection:
-        return self._open("umami", self.umami)
+        if self.admin is None:
+            return self._open("umami", self.umami)  # no other login: without this one nothing can run
+        try:
+            return self._open("umami", self.umami)
+        except OpsError as exc:
+            raise LoginUnavailable(f"{self.umami.user} cannot log in: {exc}") from None
+
+    def recover(self) -> None:
+        """After a failed statement: end any transaction left open, and drop a connection that
+        broke (the next use opens a new one; if that fails, the run stops with OpsError)."""
+        for name, conn in list(self._connections.items()):
+            if not _back_to_idle(conn):
+                conn.close()
+                del self._connections[name]
 
     @property
     def catalog(self) -> Catalog:
+        if self._catalog is not None and self._catalog.conn.closed:
+            self._catalog.conn = self.audit_conn  # its connection broke: go on with a new one
         if self._catalog is None:
             db = self.outputs.database
             self._catalog = Catalog(self.audit_conn, schema=db.schema, umami_role=db.role,
@@ -73,6 +105,12 @@ class Context:
     def audit_conn(self) -> psycopg.Connection:
         """The admin/auditor's connection when there is one, else umami's."""
         return self._open("admin", self.admin) if self.admin else self.umami_conn
+
+    def audit_sees_session_details(self, role: str) -> bool | None:
+        """Whether the audit's login sees the details of `role`'s sessions (None: no such role)."""
+        with self.audit_conn.transaction(force_rollback=True):
+            row = self.audit_conn.execute(SESSION_DETAILS_SQL, {"role": role}).fetchone()
+        return None if row is None else bool(row[0])
 
     @property
     def no_aws_reason(self) -> str | None:
@@ -117,3 +155,17 @@ class Context:
         """The deployed Umami version (output umamiVersion), None for a database-only stack."""
         service = self.outputs.service
         return service.umami_version if service and service.umami_version else None
+
+
+def _back_to_idle(conn: psycopg.Connection) -> bool:
+    """Whether `conn` is idle, after rolling back a transaction a failure left open."""
+    if conn.closed:
+        return False
+    status = conn.info.transaction_status
+    if status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
+        try:
+            conn.rollback()
+        except psycopg.Error:
+            return False
+        return conn.info.transaction_status == TransactionStatus.IDLE
+    return status == TransactionStatus.IDLE

@@ -6,6 +6,7 @@ can SET ROLE to any role it reaches, whatever INHERIT says.
 
 from __future__ import annotations
 
+from ops.verify import fixes
 from ops.verify.checks.base import Finding, Severity, declare
 from ops.verify.checks.catalog import Catalog
 from ops.verify.checks.principals import DATABASE_OWNER_ROLE
@@ -36,13 +37,13 @@ def _memberships(catalog: Catalog):
 
 def dangerous_memberships(catalog: Catalog) -> list[Finding]:
     p = catalog.principals
-    return [Finding(DANGEROUS_ROLES[name], name, f"member: {p.describe(path)}")
+    return [fixes.finding(DANGEROUS_ROLES[name], name, f"member: {p.describe(path)}", fixes.leave_path(p, path))
             for name, path in _memberships(catalog) if name in DANGEROUS_ROLES]
 
 
 def other_memberships(catalog: Catalog) -> list[Finding]:
     p = catalog.principals
-    return [Finding(Severity.HIGH, name, f"member: {p.describe(path)}")
+    return [fixes.finding(Severity.HIGH, name, f"member: {p.describe(path)}", fixes.leave_path(p, path))
             for name, path in _memberships(catalog) if name not in DANGEROUS_ROLES]
 
 
@@ -51,7 +52,8 @@ def acting_as_umami(catalog: Catalog) -> list[Finding]:
     p = catalog.principals
     allowed = {r.oid for r in p.app_roles} | ({p.admin.oid} if p.admin else set())
     members = sorted(member for member, granted in p.grants.items() if p.umami.oid in granted)
-    return [Finding(Severity.MEDIUM, p.name(m), f"{p.name(m)} is a member of {p.umami.name} and can act as it")
+    return [fixes.finding(Severity.MEDIUM, p.name(m), f"{p.name(m)} is a member of {p.umami.name} and can act as it",
+                          fixes.revoke_membership(p, p.umami.oid, m))
             for m in members if m not in allowed]
 
 

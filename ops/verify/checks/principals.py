@@ -151,8 +151,12 @@ class Principals:
 
 
 def resolve_app_roles(principals: Principals, declared: tuple[str, ...], *, exclude: set[str]) -> None:
-    """Fill `app_roles`: the declared ones, or every login role that is neither umami,
-    the admin/auditor, nor a platform role (`pg_*`, `rds*`)."""
+    """Fill `app_roles`: the declared ones, or every login role that is neither in `exclude`
+    (umami and the admin) nor a platform role (`pg_*`, `rds*`).
+
+    Who runs the audit does not matter: an auditor that is itself an application role is
+    discovered like any other, so the same database gives the same verdict whoever audits it.
+    """
     if declared:
         principals.app_roles = [r for name in declared if (r := principals.by_name(name))]
         principals.missing_app_roles = [name for name in declared if principals.by_name(name) is None]

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from ops.verify.checks.base import Finding, Severity, declare
+from ops.verify import fixes
+from ops.verify.checks.base import Finding, FixAs, Severity, declare
 from ops.verify.checks.catalog import AclRow, Catalog
 from ops.verify.checks.principals import PUBLIC
 
@@ -50,7 +51,8 @@ def _grouped(catalog: Catalog, rows: list[AclRow], *, effective: Severity, laten
             severity, note = effective, "schema usable: effective now"
         else:
             severity, note = latent, "schema not usable: latent, one GRANT USAGE away"
-        findings.append(Finding(severity, f"{what} {qualified}", f"{privileges} for {holder} ({note})"))
+        findings.append(fixes.finding(severity, f"{what} {qualified}", f"{privileges} for {holder} ({note})",
+                                      fixes.revoke_for_umami(p, group)))
     return findings
 
 
@@ -82,15 +84,17 @@ def _schema_rows(catalog: Catalog, privilege: str) -> list[AclRow]:
 
 def create_on_schemas(catalog: Catalog) -> list[Finding]:
     p = catalog.principals
-    return [Finding(Severity.HIGH, f"schema {r.name}", f"CREATE for {p.via(r.grantee, p.umami_reach, p.umami.name)}")
+    return [fixes.finding(Severity.HIGH, f"schema {r.name}", f"CREATE for {p.via(r.grantee, p.umami_reach, p.umami.name)}",
+                          fixes.revoke_for_umami(p, [r]))
             for r in _schema_rows(catalog, "CREATE") if r.grantee != PUBLIC]  # PUBLIC: ISO-033
 
 
 def usage_on_schemas(catalog: Catalog) -> list[Finding]:
     p = catalog.principals
-    return [Finding(Severity.INFO if r.initial else Severity.LOW, f"schema {r.name}",
-                    f"USAGE for {p.via(r.grantee, p.umami_reach, p.umami.name)}"
-                    + (" (granted by the extension that created the schema)" if r.initial else ""))
+    return [fixes.finding(Severity.INFO if r.initial else Severity.LOW, f"schema {r.name}",
+                          f"USAGE for {p.via(r.grantee, p.umami_reach, p.umami.name)}"
+                          + (" (granted by the extension that created the schema)" if r.initial else ""),
+                          fixes.revoke_for_umami(p, [r]))
             for r in _schema_rows(catalog, "USAGE")
             if not (r.grantee == PUBLIC and r.name == "public")]  # PostgreSQL's default
 
@@ -104,7 +108,8 @@ def _database_rows(catalog: Catalog, privilege: str, *, current: bool) -> list[A
 
 def create_on_database(catalog: Catalog) -> list[Finding]:
     p = catalog.principals
-    return [Finding(Severity.HIGH, f"database {r.name}", f"CREATE for {p.via(r.grantee, p.umami_reach, p.umami.name)}")
+    return [fixes.finding(Severity.HIGH, f"database {r.name}", f"CREATE for {p.via(r.grantee, p.umami_reach, p.umami.name)}",
+                          fixes.revoke_for_umami(p, [r]))
             for r in _database_rows(catalog, "CREATE", current=True)]
 
 
@@ -112,9 +117,10 @@ def _beyond_default(catalog: Catalog, privilege: str, current: bool, severity: S
                     default_note: str) -> list[Finding]:
     """A database privilege: PUBLIC's (PostgreSQL's default) is info, anything granted further is `severity`."""
     p = catalog.principals
-    return [Finding(Severity.INFO if r.grantee == PUBLIC else severity, f"database {r.name}",
-                    f"{privilege} for PUBLIC ({default_note})" if r.grantee == PUBLIC
-                    else f"{privilege} for {p.via(r.grantee, p.umami_reach, p.umami.name)}")
+    return [fixes.finding(Severity.INFO if r.grantee == PUBLIC else severity, f"database {r.name}",
+                          f"{privilege} for PUBLIC ({default_note})" if r.grantee == PUBLIC
+                          else f"{privilege} for {p.via(r.grantee, p.umami_reach, p.umami.name)}",
+                          fixes.revoke_for_umami(p, [r]))
             for r in _database_rows(catalog, privilege, current=current)]
 
 
@@ -159,25 +165,38 @@ def foreign_servers(catalog: Catalog) -> list[Finding]:
     return _grouped(catalog, rows, effective=Severity.HIGH, latent=Severity.HIGH)
 
 
+def _drop_mapping(catalog: Catalog, row: AclRow, owners: dict[str, int]) -> fixes.Repair:
+    """A server's owner drops any of its mappings; umami its own one on a server it can use."""
+    p = catalog.principals
+    statement = f"DROP USER MAPPING FOR {fixes.role(p, row.grantee)} SERVER {fixes.ident(row.name)};"
+    if row.name not in owners:
+        return fixes.Repair(note=f"only the owner of server {row.name} can drop it")
+    if row.grantee == p.umami.oid:
+        return fixes.Repair((statement,), FixAs.ROLE)
+    return fixes.for_holder(p, row.grantee, fixes.as_role(p, owners[row.name], (statement,)))
+
+
 def user_mappings(catalog: Catalog) -> list[Finding]:
     p = catalog.principals
-    usable = {r.name for r in _outside(catalog, catalog.object_acls) if r.kind == "foreign server"}
+    owners = {r.name: r.owner for r in _outside(catalog, catalog.object_acls) if r.kind == "foreign server"}
     findings = []
     for row in (r for r in catalog.object_acls if r.kind == "user mapping"):
         holder = "PUBLIC" if row.grantee == PUBLIC else p.via(row.grantee, p.umami_reach, p.umami.name)
-        if row.name in usable:
-            findings.append(Finding(Severity.HIGH, f"user mapping on {row.name}",
-                                    f"mapping for {holder}, and the server is usable: remote logins are available"))
+        repair = _drop_mapping(catalog, row, owners)
+        if row.name in owners:
+            findings.append(fixes.finding(Severity.HIGH, f"user mapping on {row.name}",
+                                          f"mapping for {holder}, and the server is usable: remote logins are "
+                                          "available", repair))
         else:
-            findings.append(Finding(Severity.MEDIUM, f"user mapping on {row.name}",
-                                    f"mapping for {holder} (server not usable yet)"))
+            findings.append(fixes.finding(Severity.MEDIUM, f"user mapping on {row.name}",
+                                          f"mapping for {holder} (server not usable yet)", repair))
     return findings
 
 
 def public_create(catalog: Catalog) -> list[Finding]:
     p = catalog.principals
-    return [Finding(Severity.MEDIUM, f"schema {r.name}", "CREATE granted to PUBLIC: every role, umami included, "
-                                                         "can create objects there")
+    return [fixes.finding(Severity.MEDIUM, f"schema {r.name}", "CREATE granted to PUBLIC: every role, umami included, "
+                                                               "can create objects there", fixes.revoke(p, [r]))
             for r in catalog.object_acls
             if r.kind == "schema" and r.privilege == "CREATE" and r.grantee == PUBLIC and r.oid != p.schema_oid]
 

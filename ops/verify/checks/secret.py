@@ -1,14 +1,17 @@
 """The credentials secret: complete, consistent with the outputs, and working.
 
 The document comes from Secrets Manager (or, in a rehearsal, from the value the
-stack would store). Evidence names keys and fields, never their secret values.
+stack would store). Evidence names keys and fields, never their secret values: a
+DATABASE_URL whose password is not URL-encoded (an `@`, `/`, `?` or `#` in it) splits
+in the wrong places, and the pieces it then shows as host, port or database would be
+parts of the password, so a piece sharing four characters with it is never shown.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from typing import Any, Mapping
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from ops.verify.checks.base import Finding, Severity, declare
 from ops.core.credentials import CONTRACT_KEYS
@@ -60,6 +63,23 @@ def password_logs_in(data: SecretData) -> list[Finding]:
     return []
 
 
+# The longest run of a password's characters evidence may repeat (three: a run that short names nothing).
+SHOWN_RUN = 3
+
+
+def _shares_run(value: str, secret: str) -> bool:
+    run = SHOWN_RUN + 1
+    return any(secret[i:i + run] in value for i in range(len(secret) - run + 1))
+
+
+def _shown(value: Any, password: Any) -> str:
+    """`value` quoted for evidence, unless it holds part of the password (raw or URL-encoded)."""
+    if isinstance(password, str) and password and any(
+            _shares_run(str(value), form) for form in {password, quote(password, safe="")}):
+        return "a value holding part of the password (is the password URL-encoded?)"
+    return repr(value)
+
+
 def _normal(key: str, value: str) -> str:
     return value.lower() if key == "host" else value  # host names are case-insensitive, the rest is not
 
@@ -73,8 +93,10 @@ def database_url(data: SecretData) -> list[Finding]:
         port = parts.port
     except ValueError:
         return [Finding(Severity.HIGH, data.source, "DATABASE_URL does not parse as a URL (a port or bracket is wrong)")]
+    password = data.document.get("password")
     if parts.scheme not in ("postgresql", "postgres"):
-        return [Finding(Severity.HIGH, data.source, f"DATABASE_URL scheme is {parts.scheme!r}, not postgresql")]
+        return [Finding(Severity.HIGH, data.source,
+                        f"DATABASE_URL scheme is {_shown(parts.scheme, password)}, not postgresql")]
     query = parse_qs(parts.query)
     seen = {
         "username": unquote(parts.username or ""),
@@ -84,10 +106,11 @@ def database_url(data: SecretData) -> list[Finding]:
         "schema": (query.get("schema") or ["public"])[0],
     }
     findings = [Finding(Severity.HIGH, f"{data.source} DATABASE_URL",
-                        f"{key} in DATABASE_URL is {value!r} but the secret's {key} is {data.document.get(key)!r}")
+                        f"{key} in DATABASE_URL is {_shown(value, password)} but the secret's {key} is "
+                        f"{_shown(data.document.get(key), password)}")
                 for key, value in seen.items()
                 if key in data.document and _normal(key, str(data.document[key])) != _normal(key, value)]
-    if unquote(parts.password or "") != data.document.get("password"):
+    if unquote(parts.password or "") != password:
         findings.append(Finding(Severity.HIGH, f"{data.source} DATABASE_URL",
                                 "the password in DATABASE_URL (URL-decoded) differs from the password key"))
     return findings
