@@ -30,6 +30,7 @@ secrets = UmamiSecrets(
     secrets=cfg.secrets,
     tags=tagging.for_component("secrets"),
     protect=cfg.protect,
+    admin_login=cfg.service is not None,  # installed by the service's deploy step
 )
 database = UmamiDatabase(
     "umami",
@@ -50,10 +51,13 @@ if cfg.service is not None:
         db_port=cfg.database.port,
         db_secret_arn=secrets.db_secret_arn,
         app_secret_arn=secrets.app_secret_arn,
+        admin_secret_arn=secrets.admin_secret_arn,
         kms_key_id=cfg.secrets.kms_key_id,
         tags=tagging.for_component("service"),
         db_ca_pem=cfg.database.ca_bundle_pem,
         db_replica=cfg.database.reader_host is not None,
+        deploy_after=[database, secrets],  # migrations need the schema and role; the task reads the secrets
+        retention=cfg.retention,
     )
     monitoring = UmamiMonitoring(
         "umami",
@@ -106,6 +110,8 @@ contract.export(
         "dbSecretName": secrets.db_secret_name,
         "appSecretArn": secrets.app_secret_arn,
         "adminSecretArn": cfg.database.admin_secret_arn,
+        "umamiAdminSecretArn": secrets.admin_secret_arn,
+        "umamiAdminSecretName": secrets.admin_secret_name,
     },
     service=None if service is None else {
         "ecsClusterName": service.cluster_name,
@@ -122,6 +128,8 @@ contract.export(
         "taskSecurityGroupId": service.task_security_group_id,
         "umamiVersion": service.umami_version,
         "httpsWarning": service.https_warning,
+        "retentionDays": service.retention_days,
+        "retentionScheduleName": service.retention_schedule_name,
     },
     monitoring=None if monitoring is None else {
         "alarmNames": monitoring.alarm_names,

@@ -92,6 +92,10 @@ OUTPUTS: tuple[Output, ...] = (
     _out("secrets", "dbSecretName", str, "its name"),
     _out("secrets", "appSecretArn", str, "the `APP_SECRET` secret"),
     _out("secrets", "adminSecretArn", str, "the admin secret, when configured", optional=True),
+    _out("secrets", "umamiAdminSecretArn", str,
+         "Umami's `admin` login `{username, password, passwordHash}`; absent for a database-only stack",
+         optional=True),
+    _out("secrets", "umamiAdminSecretName", str, "its name, `observability/umami-admin`", optional=True),
 
     _out("service", "ecsClusterName", str, "the cluster (created or existing)"),
     _out("service", "ecsClusterArn", str, "its ARN"),
@@ -108,6 +112,11 @@ OUTPUTS: tuple[Output, ...] = (
     _out("service", "umamiVersion", str,
          "e.g. `3.1.0`, from the image tag; absent for a digest-only or moving reference", optional=True),
     _out("service", "httpsWarning", str, "a sentence when no certificate is configured; absent otherwise",
+         optional=True),
+    _out("service", "retentionDays", int,
+         "days of events the nightly retention job keeps (`umami:retentionDays`; 0: everything)"),
+    _out("service", "retentionScheduleName", str,
+         "the EventBridge Scheduler schedule of the retention job, `umami-ENV-retention`; absent when it is off",
          optional=True),
 
     _out("monitoring", "alarmNames", list[str], "the stack's alarm names", items="alarm names"),
@@ -198,6 +207,8 @@ class SecretsOutputs:
     db_secret_name: str | None = None
     app_secret_arn: str | None = None
     admin_secret_arn: str | None = None
+    umami_admin_secret_arn: str | None = None
+    umami_admin_secret_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -218,6 +229,8 @@ class ServiceOutputs:
     task_security_group_id: str | None = None
     umami_version: str | None = None
     https_warning: str | None = None
+    retention_days: int | None = None
+    retention_schedule_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -254,13 +267,15 @@ _FIELDS = {
     "applicationRoles": "application_roles", "auroraClusterIdentifier": "aurora_cluster_identifier",
     "auroraInstanceIdentifiers": "aurora_instance_identifiers", "dbMaxConnections": "max_connections",
     "dbSecretArn": "db_secret_arn", "dbSecretName": "db_secret_name", "appSecretArn": "app_secret_arn",
-    "adminSecretArn": "admin_secret_arn",
+    "adminSecretArn": "admin_secret_arn", "umamiAdminSecretArn": "umami_admin_secret_arn",
+    "umamiAdminSecretName": "umami_admin_secret_name",
     "ecsClusterName": "ecs_cluster_name", "ecsClusterArn": "ecs_cluster_arn", "ecsServiceName": "ecs_service_name",
     "taskDefinitionFamily": "task_definition_family", "targetGroupArn": "target_group_arn",
     "targetGroupArnSuffix": "target_group_arn_suffix", "loadBalancerArnSuffix": "load_balancer_arn_suffix",
     "albDnsName": "alb_dns_name", "url": "url", "logGroupName": "log_group_name",
     "albSecurityGroupId": "alb_security_group_id", "taskSecurityGroupId": "task_security_group_id",
     "umamiVersion": "umami_version", "httpsWarning": "https_warning",
+    "retentionDays": "retention_days", "retentionScheduleName": "retention_schedule_name",
     "alarmNames": "alarm_names", "alarmTopicArn": "alarm_topic_arn", "dashboardName": "dashboard_name",
     "rehearsal": "rehearsal", "rehearsalPassfile": "rehearsal_passfile",
 }

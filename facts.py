@@ -39,6 +39,18 @@ FARGATE_SIZES = ((256, 512), (256, 1024), (512, 1024))
 # target group checking / would never be healthy).
 HEARTBEAT_PATH = "/api/heartbeat"
 
+# The one-off task that runs Umami's migrations (and replaces the default admin password) before
+# the service rolls: its task family is the service's with this suffix (`umami-dev-deploy`).
+DEPLOY_TASK_FAMILY_SUFFIX = "-deploy"
+
+# -- Umami's default login -------------------------------------------------------------------
+
+# Umami's first migration creates the user `admin` with this bcrypt hash of the password `umami`
+# (prisma/migrations/01_init/migration.sql, "AddSystemUser", Umami 3.1.0; the same literal in 2.x's
+# db/postgresql/migrations/01_init). While the row still holds it, anyone can log in as admin/umami.
+UMAMI_ADMIN_USERNAME = "admin"
+UMAMI_DEFAULT_ADMIN_PASSWORD_HASH = "$2b$10$BUli0c.muyCW1ErNJc3jL.vFRFtFJWrT8/GcR4A.sUdCznaXiqFXa"
+
 # -- tags ------------------------------------------------------------------------------------
 
 # The UserMetrics tagging schema: set by the stack on every taggable resource, required by the

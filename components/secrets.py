@@ -1,18 +1,23 @@
 """`UmamiSecrets`: generated credentials, stored in AWS Secrets Manager.
 
-Two secrets:
+Two secrets (three with the service):
 - the database credentials (default `observability/umami-db-credentials`), a JSON
   object `{username, password, host, port, database, schema, DATABASE_URL}`, where
   DATABASE_URL is ready for Umami: password URL-encoded, `?schema=` and the TLS
   parameters of components/shared/tls.py; plus DATABASE_REPLICA_URL (same login, the reader
   endpoint) when umami:dbReaderHost is set;
 - Umami's `APP_SECRET` (default `observability/umami-app-secret`), a plain string, so
-  rotating the database password never invalidates sessions.
+  rotating the database password never invalidates sessions;
+- with the service, Umami's `admin` login (`observability/umami-admin`), JSON
+  `{username, password, passwordHash}`: the deploy step (components/service_parts/deploy_step.py)
+  gives `passwordHash` to Umami in place of the default password `umami` that Umami's first
+  migration sets; the team reads the password here.
 
 Every generated value stays a Pulumi secret from generation to storage. The
 plain password goes only into Secrets Manager (Umami needs it); PostgreSQL gets
 a SCRAM-SHA-256 verifier of it (components/shared/scram.py) built with a salt kept in
-state, so the verifier is the same on every run and the role shows no diff.
+state, so the verifier is the same on every run and the role shows no diff. The admin
+password's bcrypt hash (components/shared/bcrypt_hash.py) is salted the same way.
 """
 
 from __future__ import annotations
@@ -24,13 +29,15 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-from components.shared import scram, tls
+from components.shared import bcrypt_hash, scram, tls
 from components.config import DatabaseConfig, SecretsConfig
+from facts import UMAMI_ADMIN_USERNAME
 
 PASSWORD_LENGTH = 40
 APP_SECRET_LENGTH = 64
 # Specials that survive shells and config files; they are URL-encoded in DATABASE_URL anyway.
 PASSWORD_SPECIALS = "!#%*()-_=+[]{}<>:?~"
+ADMIN_LOGIN_SECRET_NAME = "observability/umami-admin"
 
 
 def database_url(username: str, password: str, host: str, port: int, database: str,
@@ -60,6 +67,15 @@ def credentials_document(username: str, password: str, db: DatabaseConfig) -> st
     return json.dumps(document)
 
 
+def admin_login_document(password: str, salt_b64: str) -> str:
+    """The JSON stored in the admin login secret: the password and the bcrypt hash Umami stores."""
+    return json.dumps({
+        "username": UMAMI_ADMIN_USERNAME,
+        "password": password,
+        "passwordHash": bcrypt_hash.password_hash_from_b64_salt(password, salt_b64),
+    })
+
+
 class UmamiSecrets(pulumi.ComponentResource):
     """Random credentials for the umami role and Umami itself, kept in Secrets Manager.
 
@@ -72,10 +88,13 @@ class UmamiSecrets(pulumi.ComponentResource):
         secrets: secret names, KMS key and recovery window.
         tags: tags for the secrets.
         protect: protect the secrets from deletion.
+        admin_login: also generate Umami's admin login (only a stack that runs the service,
+            whose deploy step installs it, needs one).
     """
 
     def __init__(self, name: str, *, database: DatabaseConfig, secrets: SecretsConfig,
-                 tags: dict[str, str], protect: bool, opts: pulumi.ResourceOptions | None = None):
+                 tags: dict[str, str], protect: bool, admin_login: bool = False,
+                 opts: pulumi.ResourceOptions | None = None):
         super().__init__("umami:secrets:UmamiSecrets", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
@@ -117,13 +136,45 @@ class UmamiSecrets(pulumi.ComponentResource):
             self.app_secret.result, secrets, tags, protect,
         )
 
+        self.admin_secret_arn: pulumi.Output[str] | None = None
+        self.admin_secret_name: pulumi.Output[str] | None = None
+        if admin_login:
+            self.admin_secret_arn, self.admin_secret_name = self._admin_login(name, secrets, tags, protect)
+
         self.db_secret_arn = self.db_secret.arn
         self.db_secret_name = self.db_secret.name
         self.app_secret_arn = self.app_secret_secret.arn
         self.register_outputs({
             "dbSecretArn": self.db_secret.arn,
             "appSecretArn": self.app_secret_secret.arn,
+            "adminLoginSecretArn": self.admin_secret_arn,
         })
+
+    def _admin_login(self, name: str, secrets: SecretsConfig, tags: dict[str, str], protect: bool
+                     ) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
+        """Umami's admin password, its bcrypt hash (salt kept in state: no diff) and their secret."""
+        child = pulumi.ResourceOptions(parent=self)
+        self.admin_password = random.RandomPassword(
+            f"{name}-admin-password",
+            length=PASSWORD_LENGTH,
+            special=True,
+            override_special=PASSWORD_SPECIALS,
+            min_lower=4, min_upper=4, min_numeric=4, min_special=2,
+            opts=child,
+        )
+        self.admin_password_salt = random.RandomBytes(
+            f"{name}-admin-password-salt",
+            length=bcrypt_hash.SALT_LENGTH,
+            opts=child,
+        )
+        document = pulumi.Output.all(self.admin_password.result, self.admin_password_salt.base64).apply(
+            lambda values: admin_login_document(values[0], values[1]))
+        secret, self.admin_secret_version = self._stored_secret(
+            f"{name}-admin-login", ADMIN_LOGIN_SECRET_NAME,
+            f"Umami's {UMAMI_ADMIN_USERNAME} login (replaces the default password at the first deploy)",
+            document, secrets, tags, protect,
+        )
+        return secret.arn, secret.name
 
     def _stored_secret(self, name: str, secret_name: str, description: str, value: pulumi.Input[str],
                        secrets: SecretsConfig, tags: dict[str, str], protect: bool

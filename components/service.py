@@ -7,24 +7,30 @@ Read top to bottom like the architecture:
     security groups: ALB ← CIDRs · tasks ← ALB · tasks → 443, Aurora · Aurora ← tasks
     ALB: HTTPS (or HTTP) → target group (ip, :3000, /api/heartbeat)
     task definition: Fargate, awsvpc, ARM64, one container, secrets from Secrets Manager
+    deploy step: migrations and the admin rotation as a one-off task, run by a Lambda
+        invocation inside `pulumi up` before the service rolls (service_parts/deploy_step.py)
     service: private subnets, no public IP, circuit breaker with rollback, 100/200 %, grace period
     optional Cloud Map DNS · autoscaling 1..2 on CPU 70 % and memory 80 %
+    retention: a nightly schedule runs a one-off task deleting old events (service_parts/retention.py)
 """
 
 from __future__ import annotations
 
 import json
+from typing import Sequence
 
 import pulumi
 import pulumi_aws as aws
 
 from components.service_parts.autoscaling import service_autoscaling
-from components.config import DEPLOYMENT_MAXIMUM_PERCENT, NetworkConfig, ServiceConfig
+from components.config import DEPLOYMENT_MAXIMUM_PERCENT, NetworkConfig, RetentionConfig, ServiceConfig
 from components.service_parts.container import CONTAINER_NAME, CONTAINER_PORT, container_definitions
+from components.service_parts.deploy_step import deploy_step
 from components.service_parts.discovery import service_registry
 from components.service_parts.iam import task_roles
 from components.service_parts.loadbalancer import load_balancer
 from components.service_parts.network import security_groups
+from components.service_parts.retention import retention_job
 from facts import resource_base_name
 
 DESIRED_COUNT = 1
@@ -53,16 +59,21 @@ class UmamiService(pulumi.ComponentResource):
         db_port: the Aurora port the tasks may reach.
         db_secret_arn: ARN of the credentials secret; DATABASE_URL is read from its JSON key.
         app_secret_arn: ARN of the APP_SECRET secret.
+        admin_secret_arn: ARN of Umami's admin login secret; the deploy step reads its passwordHash.
+        deploy_after: what the deploy step waits for (the database's resources, the secrets).
         kms_key_id: the secrets' customer managed key, if any (the execution role may decrypt with it).
         tags: tags for every taggable resource.
         db_ca_pem: the database CA the container trusts (None with sslmode=disable).
         db_replica: the credentials secret holds DATABASE_REPLICA_URL (a reader endpoint is configured).
+        retention: how many days of events the nightly job keeps (None or 0: no job).
     """
 
     def __init__(self, name: str, *, environment: str, network: NetworkConfig, service: ServiceConfig,
                  db_port: int, db_secret_arn: pulumi.Input[str], app_secret_arn: pulumi.Input[str],
-                 kms_key_id: str | None, tags: dict[str, str], db_ca_pem: str | None = None,
-                 db_replica: bool = False, opts: pulumi.ResourceOptions | None = None):
+                 admin_secret_arn: pulumi.Input[str], kms_key_id: str | None, tags: dict[str, str],
+                 db_ca_pem: str | None = None, db_replica: bool = False,
+                 deploy_after: Sequence[pulumi.Resource] = (), retention: RetentionConfig | None = None,
+                 opts: pulumi.ResourceOptions | None = None):
         super().__init__("umami:service:UmamiService", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         base = resource_base_name(environment)
@@ -92,7 +103,7 @@ class UmamiService(pulumi.ComponentResource):
         roles = task_roles(
             name,
             log_group_arn=log_group.arn,
-            secret_arns=[db_secret_arn, app_secret_arn],
+            secret_arns=[db_secret_arn, app_secret_arn, admin_secret_arn],
             kms_key_id=kms_key_id,
             image=service.image,
             enable_execute_command=service.enable_execute_command,
@@ -126,6 +137,13 @@ class UmamiService(pulumi.ComponentResource):
             opts=child,
         )
 
+        step = deploy_step(
+            name, base=base, service=service, roles=roles, log_group=log_group, cluster_arn=cluster_arn,
+            cluster_name=cluster_name, subnets=network.private_subnet_ids, task_security_group_id=groups.task.id,
+            db_secret_arn=db_secret_arn, app_secret_arn=app_secret_arn, admin_secret_arn=admin_secret_arn,
+            ca_pem=db_ca_pem, replica=db_replica, tags=tags, depends_on=deploy_after, parent=self,
+        )
+
         registry = service_registry(name, service=service, vpc_id=network.vpc_id, tags=tags, parent=self)
 
         ecs_service = aws.ecs.Service(
@@ -146,7 +164,7 @@ class UmamiService(pulumi.ComponentResource):
                 container_name=CONTAINER_NAME,
                 container_port=CONTAINER_PORT,
             )],
-            # First start runs the migrations before /api/heartbeat answers; don't kill the task meanwhile.
+            # A first start checks the database before /api/heartbeat answers; don't kill the task meanwhile.
             health_check_grace_period_seconds=service.health_check_grace_period_seconds,
             deployment_circuit_breaker=aws.ecs.ServiceDeploymentCircuitBreakerArgs(enable=True, rollback=True),
             deployment_minimum_healthy_percent=100,
@@ -160,14 +178,21 @@ class UmamiService(pulumi.ComponentResource):
             tags=tags,
             opts=pulumi.ResourceOptions(
                 parent=self,
-                # The target group must be attached to the ALB (by a listener or rule) before ECS uses it.
-                depends_on=balancer.attachments,
+                # The target group must be attached to the ALB (by a listener or rule) before ECS uses it;
+                # the deploy step has migrated the database for the new image (and failed `up` otherwise).
+                depends_on=[*balancer.attachments, step.invocation],
                 # Autoscaling owns the running count after creation.
                 ignore_changes=["desiredCount"],
             ),
         )
 
         service_autoscaling(name, cluster_name=cluster_name, service_name=ecs_service.name, tags=tags, parent=self)
+
+        job = retention_job(
+            name, base=base, retention=retention, service=service, network=network, cluster_arn=cluster_arn,
+            roles=roles, task_security_group_id=groups.task.id, log_group_name=log_group.name,
+            db_secret_arn=db_secret_arn, app_secret_arn=app_secret_arn, ca_pem=db_ca_pem, tags=tags, parent=self,
+        )
 
         self.cluster_name = pulumi.Output.from_input(cluster_name)
         self.cluster_arn = pulumi.Output.from_input(cluster_arn)
@@ -183,6 +208,8 @@ class UmamiService(pulumi.ComponentResource):
         self.task_security_group_id = groups.task.id
         self.umami_version = service.umami_version
         self.https_warning = None if network.certificate_arn else HTTPS_WARNING
+        self.retention_days = retention.days if retention else 0
+        self.retention_schedule_name = job.schedule.name if job else None
         self.register_outputs({
             "clusterName": self.cluster_name,
             "serviceName": self.service_name,

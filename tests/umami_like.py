@@ -5,9 +5,12 @@ bookkeeping table, tables with UUID defaults, indexes, a sequence and rows,
 all with unqualified names (the role's search_path decides where they go).
 """
 
+from pathlib import Path
+
 import psycopg
 from psycopg import sql
 
+from facts import UMAMI_ADMIN_USERNAME, UMAMI_DEFAULT_ADMIN_PASSWORD_HASH
 from ops.verify.checks.schema_state import UMAMI_3_1_TABLES
 
 PRISMA_MIGRATIONS_DDL = """CREATE TABLE IF NOT EXISTS "_prisma_migrations" (
@@ -27,7 +30,8 @@ MIGRATIONS = [
         website_id uuid NOT NULL, url_path varchar(500) NOT NULL, created_at timestamptz DEFAULT now())""",
     "CREATE INDEX website_event_website_id_created_at_idx ON website_event(website_id, created_at)",
     "CREATE SEQUENCE report_number_seq",
-    """INSERT INTO "user" (username, password, role) VALUES ('admin', crypt('umami', gen_salt('bf')), 'admin')""",
+    # Umami's own first admin row: password `umami` under the fixed hash its first migration writes.
+    f"""INSERT INTO "user" (username, password, role) VALUES ('{UMAMI_ADMIN_USERNAME}', '{UMAMI_DEFAULT_ADMIN_PASSWORD_HASH}', 'admin')""",
     "INSERT INTO website (name, domain, user_id) SELECT 'site', 'example.com', user_id FROM \"user\"",
     "INSERT INTO website_event (website_id, url_path) SELECT website_id, '/p' || g FROM website, generate_series(1, 20) g",
     "SELECT nextval('report_number_seq')",
@@ -65,3 +69,12 @@ def run_umami_31_migrations(conn: psycopg.Connection, *, failed: str | None = No
         if failed:
             conn.execute("INSERT INTO _prisma_migrations (id, checksum, migration_name, logs) "
                          "VALUES (gen_random_uuid()::text, md5(%s), %s, 'ERROR: boom')", (failed, failed))
+
+
+def add_prisma_migration(folder: Path, name: str, script: str) -> Path:
+    """Write (or rewrite) migration `name` in a Prisma migrations folder (`migrate deploy` reads
+    `<folder>/<name>/migration.sql`); returns the path of its migration.sql."""
+    path = folder / name / "migration.sql"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(script)
+    return path

@@ -18,6 +18,7 @@ One module per section, each with its dataclass, its constants and its reading:
     network.py     NetworkConfig
     service.py     ServiceConfig
     monitoring.py  MonitoringConfig
+    retention.py   RetentionConfig (how many days of events the scheduled job keeps)
     stack.py       StackConfig, tags, unknown keys, and `load`, which reads them all
 
 Callers import from `components.config`; the names below are its interface.
@@ -31,15 +32,16 @@ from components.config.keys import KNOWN_KEYS, NAMESPACE
 from components.config.monitoring import MonitoringConfig, read_monitoring
 from components.config.network import NetworkConfig, read_network
 from components.config.reader import MAX_SHOWN, ConfigError, Reader, show
+from components.config.retention import DEFAULT_RETENTION_DAYS, MAX_RETENTION_DAYS, RetentionConfig, read_retention
 from components.config.secrets import SecretsConfig, read_secrets
 from components.config.service import DEFAULT_IMAGE, LOG_RETENTION_DAYS, ServiceConfig, read_service
 from components.config.stack import StackConfig, load
 
 __all__ = [
-    "DEFAULT_IMAGE", "DEPLOYMENT_MAXIMUM_PERCENT", "KNOWN_KEYS", "LOG_RETENTION_DAYS", "MAX_SHOWN", "NAMESPACE",
-    "RESERVED_KEYWORDS", "RESERVED_ROLE_NAMES", "SSL_MODES",
+    "DEFAULT_IMAGE", "DEFAULT_RETENTION_DAYS", "DEPLOYMENT_MAXIMUM_PERCENT", "KNOWN_KEYS", "LOG_RETENTION_DAYS",
+    "MAX_RETENTION_DAYS", "MAX_SHOWN", "NAMESPACE", "RESERVED_KEYWORDS", "RESERVED_ROLE_NAMES", "SSL_MODES",
     "ConfigError", "ConnectionBudget", "DatabaseConfig", "MonitoringConfig", "NetworkConfig", "Reader",
-    "SecretsConfig", "ServiceConfig", "StackConfig",
-    "derived_cluster_identifier", "load", "read_database", "read_monitoring", "read_network", "read_secrets",
-    "read_service", "show",
+    "RetentionConfig", "SecretsConfig", "ServiceConfig", "StackConfig",
+    "derived_cluster_identifier", "load", "read_database", "read_monitoring", "read_network", "read_retention",
+    "read_secrets", "read_service", "show",
 ]

@@ -28,6 +28,8 @@ KNOWN_KEYS = (
     "image", "allowMovingImageTag", "cpu", "memory", "cpuArchitecture", "logRetentionDays",
     "healthCheckGracePeriodSeconds", "enableExecuteCommand", "existingClusterArn",
     "serviceDiscoveryNamespace", "serviceDiscoveryNamespaceId",
+    # retention
+    "retentionDays",
     # monitoring
     "alarmEmail", "responseTimeAlarmMs", "target5xxAlarmCount",
 )

@@ -15,6 +15,7 @@ from components.config.keys import KNOWN_KEYS, NAMESPACE
 from components.config.monitoring import MonitoringConfig, read_monitoring
 from components.config.network import NetworkConfig, read_network
 from components.config.reader import ConfigError, Reader, show
+from components.config.retention import RetentionConfig, read_retention
 from components.config.secrets import SecretsConfig, read_secrets
 from components.config.service import ServiceConfig, read_service
 from facts import REQUIRED_TAGS, SECRET_MASK
@@ -35,6 +36,7 @@ class StackConfig:
     network: NetworkConfig | None = None
     service: ServiceConfig | None = None
     monitoring: MonitoringConfig | None = None
+    retention: RetentionConfig | None = None
 
 
 def environment_problem(value: str) -> str | None:
@@ -93,8 +95,10 @@ def load(config: pulumi.Config | None = None, stack: str | None = None) -> Stack
         protect=reader.boolean("protectStatefulResources", True),
         extra_tags=read_tags(reader),
         network=read_network(reader) if deploy_service else None,
-        service=read_service(reader) if deploy_service else None,
+        # Sections are read in this order, so their problems are listed in it.
+        service=(service := read_service(reader) if deploy_service else None),
         monitoring=read_monitoring(reader) if deploy_service else None,
+        retention=read_retention(reader, service.umami_version) if service else None,
     )
     if reader.problems:
         raise ConfigError(reader.problems)

@@ -5,6 +5,9 @@
   configured, and pull from ECR only when the image lives there.
 - The task role (what Umami's code could use) grants nothing, unless ECS Exec is on,
   which needs the SSM message channels.
+- The deploy step's Lambda role may run the deploy task family in the stack's cluster, watch
+  that cluster's tasks, pass exactly the two task roles to ECS, read the deploy task's log
+  streams and write its own log group (components/service_parts/deploy_step.py).
 
 The documents are built by plain functions so tests can parse and judge them.
 """
@@ -20,6 +23,7 @@ import pulumi
 import pulumi_aws as aws
 
 ECS_TASKS = "ecs-tasks.amazonaws.com"
+LAMBDA = "lambda.amazonaws.com"
 ECR_IMAGE = re.compile(
     r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/(?P<repository>[^:@]+)"
 )
@@ -94,6 +98,54 @@ def execution_policy(*, log_group_arn: str, secret_arns: Sequence[str], kms_key_
     return json.dumps({"Version": "2012-10-17", "Statement": statements})
 
 
+def lambda_assume_role_policy() -> str:
+    """Trust for the Lambda service (the deploy step's function)."""
+    return json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": LAMBDA}, "Action": "sts:AssumeRole"},
+    ]})
+
+
+def deploy_step_policy(*, region: str, account_id: str, partition: str, task_family: str, cluster_arn: str,
+                       cluster_name: str, pass_role_arns: Sequence[str], task_log_group_arn: str,
+                       task_log_stream_prefix: str, function_log_group_arn: str) -> str:
+    """What the deploy step's function needs: run the deploy task, watch it, read its log, write its own."""
+    ecs = f"arn:{partition}:ecs:{region}:{account_id}"
+    return json.dumps({"Version": "2012-10-17", "Statement": [
+        {
+            "Sid": "RunDeployTask",
+            "Effect": "Allow",
+            "Action": ["ecs:RunTask"],
+            "Resource": [f"{ecs}:task-definition/{task_family}:*"],
+            "Condition": {"ArnEquals": {"ecs:cluster": cluster_arn}},
+        },
+        {
+            "Sid": "WatchDeployTask",
+            "Effect": "Allow",
+            "Action": ["ecs:DescribeTasks"],
+            "Resource": [f"{ecs}:task/{cluster_name}/*"],
+        },
+        {
+            "Sid": "PassTaskRoles",
+            "Effect": "Allow",
+            "Action": ["iam:PassRole"],
+            "Resource": sorted(pass_role_arns),
+            "Condition": {"StringEquals": {"iam:PassedToService": ECS_TASKS}},
+        },
+        {
+            "Sid": "ReadDeployTaskLog",
+            "Effect": "Allow",
+            "Action": ["logs:GetLogEvents"],
+            "Resource": [f"{task_log_group_arn}:log-stream:{task_log_stream_prefix}/*"],
+        },
+        {
+            "Sid": "WriteOwnLogs",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": [function_log_group_arn, f"{function_log_group_arn}:log-stream:*"],
+        },
+    ]})
+
+
 def exec_policy() -> str:
     """ECS Exec's SSM channels (these actions have no resource-level permissions)."""
     return json.dumps({"Version": "2012-10-17", "Statement": [
@@ -105,6 +157,8 @@ def exec_policy() -> str:
 class TaskRoles:
     execution_role: aws.iam.Role
     task_role: aws.iam.Role
+    # The execution role's inline policy: a task started before it exists cannot read its secrets.
+    execution_policy: aws.iam.RolePolicy
 
 
 def pin_policies(name: str, role: aws.iam.Role, inline: list[aws.iam.RolePolicy], opts: pulumi.ResourceOptions) -> None:
@@ -154,4 +208,4 @@ def task_roles(name: str, *, log_group_arn: pulumi.Input[str], secret_arns: Sequ
     if enable_execute_command:
         task_inline.append(aws.iam.RolePolicy(f"{name}-task-exec", role=task_role.id, policy=exec_policy(), opts=child))
     pin_policies(f"{name}-task", task_role, task_inline, child)
-    return TaskRoles(execution_role=execution_role, task_role=task_role)
+    return TaskRoles(execution_role=execution_role, task_role=task_role, execution_policy=execution_inline)

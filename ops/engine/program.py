@@ -11,6 +11,7 @@ which inputs were secret.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import re
 import runpy
@@ -86,9 +87,26 @@ def _find_secret_keys(struct) -> set[str]:
     return {key for key, value in data.items() if contains_secret(value)}
 
 
+def _asset(value: pulumi.Asset | pulumi.Archive) -> dict[str, Any]:
+    """An asset or archive as data: where it comes from and a digest of what it holds, so records
+    stay JSON (plans, previews) and a changed file shows as a changed input."""
+    if isinstance(value, pulumi.AssetArchive):
+        return {"archive": {name: _plain(item) for name, item in sorted(value.assets.items())}}
+    if isinstance(value, (pulumi.FileAsset, pulumi.FileArchive)):
+        path = Path(value.path).resolve()
+        shown = path.relative_to(PROJECT_ROOT) if path.is_relative_to(PROJECT_ROOT) else path
+        digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+        return {"file": str(shown), "sha256": digest}
+    if isinstance(value, pulumi.StringAsset):
+        return {"sha256": hashlib.sha256(value.text.encode()).hexdigest()}
+    return {"uri": getattr(value, "uri", None)}
+
+
 def _plain(value: Any) -> Any:
-    """Values as a program author sees them: whole numbers as int (protobuf carries doubles)
-    and secrets unwrapped (provider inputs keep their secret envelope)."""
+    """Values as a program author sees them: whole numbers as int (protobuf carries doubles),
+    secrets unwrapped (provider inputs keep their secret envelope), assets as data."""
+    if isinstance(value, (pulumi.Asset, pulumi.Archive)):
+        return _asset(value)
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, dict):
@@ -136,6 +154,7 @@ class RecordingMonitor(mocks.MockMonitor):
         if request.type == "pulumi:pulumi:Stack":
             return super().RegisterResource(request)
         urn = self.make_urn(request.parent, request.type, request.name)
+        raw_inputs = rpc.deserialize_properties(request.object)
         resource = Resource(
             urn=urn,
             type=request.type,
@@ -146,7 +165,7 @@ class RecordingMonitor(mocks.MockMonitor):
             retain_on_delete=bool(request.retainOnDelete),
             dependencies=sorted(request.dependencies),
             provider=request.provider,
-            inputs=_plain(rpc.deserialize_properties(request.object)),
+            inputs=_plain(raw_inputs),
             secret_inputs=_find_secret_keys(request.object),
             ignore_changes=list(request.ignoreChanges),
             delete_before_replace=bool(request.deleteBeforeReplace),
@@ -157,7 +176,9 @@ class RecordingMonitor(mocks.MockMonitor):
             self.recorded[urn] = resource
             self.order.append(urn)
             resource.id, resource.state = self.handler.new_resource(resource)
-        obj = mocks._sync_await(rpc.serialize_properties(resource.state, {}))
+        # Assets are recorded as data but go back to the SDK as the objects it typed them as.
+        assets = {k: v for k, v in raw_inputs.items() if isinstance(v, (pulumi.Asset, pulumi.Archive)) and k in resource.state}
+        obj = mocks._sync_await(rpc.serialize_properties({**resource.state, **assets}, {}))
         self.resources[urn] = mocks.MockMonitor.ResourceRegistration(urn, resource.id, resource.state)
         return resource_pb2.RegisterResourceResponse(urn=urn, id=resource.id, object=obj)
 

@@ -8,7 +8,8 @@ the container reads (the database CA bundle, which the container's start command
 writes from UMAMI_DB_CA_PEM) is written next to FILE, and every value naming the
 container's path names that local copy instead, so the same file works for
 `docker compose` (compose.yaml mounts the folder at the same path) and for node
-started by hand.
+started by hand. SKIP_DB_MIGRATION is left out: on ECS a deploy step migrates before the
+service starts; run locally, the one container migrates at start as the image does by default.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import json
 from pathlib import Path
 from urllib.parse import quote
 
-from facts import SECRET_VERSION, TASK_DEFINITION
+from facts import ECS_SERVICE, SECRET_VERSION, TASK_DEFINITION
 from ops.core.errors import OpsError
 from ops.engine.program import ProgramRun
 from ops.core.private_file import write_private
@@ -26,15 +27,18 @@ CA_CONTENT_VARIABLE = "UMAMI_DB_CA_PEM"
 CA_PATH_VARIABLE = "NODE_EXTRA_CA_CERTS"
 LOCAL_CA_NAME = "umami-db-ca.pem"
 SECRET_ARN_PARTS = 7  # arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME
+NOT_LOCAL = ("SKIP_DB_MIGRATION",)
 
 
 def umami_container(run: ProgramRun) -> dict:
-    """The Umami container of the task definition the program declares."""
-    tasks = run.by_type(TASK_DEFINITION)
-    if not tasks:
+    """The Umami container of the ECS service's task definition (not a one-off task's)."""
+    services = run.by_type(ECS_SERVICE)
+    if not services:
         raise OpsError("the stack declares no ECS service (umami:deployService=false); "
                        "there is no Umami container environment to write")
-    definitions = tasks[0].inputs["containerDefinitions"]
+    served = services[0].inputs["taskDefinition"]
+    task = next(t for t in run.by_type(TASK_DEFINITION) if t.state.get("arn") == served)
+    definitions = task.inputs["containerDefinitions"]
     containers = json.loads(definitions) if isinstance(definitions, str) else definitions
     return containers[0]
 
@@ -74,7 +78,7 @@ def dotenv_line(name: str, value: str) -> str:
 def write_umami_env(run: ProgramRun, path: Path) -> dict[str, str]:
     """Write the dotenv file and the files it references; returns the variables written."""
     path = path.resolve()
-    environment = container_environment(run)
+    environment = {name: value for name, value in container_environment(run).items() if name not in NOT_LOCAL}
     container_ca = environment.get(CA_PATH_VARIABLE)
     if container_ca:
         local_ca = path.parent / LOCAL_CA_NAME

@@ -67,9 +67,11 @@ def probe_work_in_schema(umami: Target, schema: str) -> ProbeResult:
 
 
 def stored_credentials(run) -> dict:
-    """The credentials document the stack would store in Secrets Manager."""
+    """The credentials document the stack would store in Secrets Manager (the JSON secret with
+    DATABASE_URL; Umami's admin login is JSON too)."""
     documents = [json.loads(r.inputs["secretString"]) for r in run.by_type(SECRET_VERSION)
                  if str(r.inputs.get("secretString", "")).startswith("{")]
+    documents = [d for d in documents if "DATABASE_URL" in d]
     if len(documents) != 1:
         raise OpsError(f"expected one credentials document in the program, found {len(documents)}")
     return documents[0]

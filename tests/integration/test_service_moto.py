@@ -24,7 +24,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from tests.stack import run_dev
+from tests.stack import named, run_dev
 
 REGION = "eu-west-1"
 ADMIN_CIDRS = [f"198.51.100.{i * 8}/29" for i in range(7)]
@@ -126,9 +126,10 @@ class Applier:
 
     def log_group(self) -> None:
         logs = self.client("logs")
-        inputs = take(self.run.one("aws:cloudwatch/logGroup:LogGroup").inputs, {"name", "retentionInDays", "tags"})
-        logs.create_log_group(logGroupName=inputs["name"], tags=inputs["tags"])
-        logs.put_retention_policy(logGroupName=inputs["name"], retentionInDays=inputs["retentionInDays"])
+        for group in self.resources("aws:cloudwatch/logGroup:LogGroup"):
+            inputs = take(group.inputs, {"name", "retentionInDays", "tags"})
+            logs.create_log_group(logGroupName=inputs["name"], tags=inputs["tags"])
+            logs.put_retention_policy(logGroupName=inputs["name"], retentionInDays=inputs["retentionInDays"])
 
     # -- ELBv2 --
     def load_balancer(self) -> None:
@@ -209,7 +210,7 @@ class Applier:
         cluster = take(self.run.one("aws:ecs/cluster:Cluster").inputs, {"name", "settings", "tags"})
         cluster_arn = ecs.create_cluster(clusterName=cluster["name"], settings=cluster["settings"],
                                          tags=[{"key": k, "value": v} for k, v in cluster["tags"].items()])["cluster"]["clusterArn"]
-        task = self.run.one("aws:ecs/taskDefinition:TaskDefinition")
+        task = named(self.run, "aws:ecs/taskDefinition:TaskDefinition", "umami-task")
         inputs = take(task.inputs, {"family", "requiresCompatibilities", "networkMode", "cpu", "memory",
                                     "runtimePlatform", "executionRoleArn", "taskRoleArn", "containerDefinitions",
                                     "tags"})
@@ -340,7 +341,8 @@ def apply_stack(variant: str, aws) -> dict[str, Any]:
 def test_container_definitions_register_with_ecs_unchanged(applied):
     described = applied["client"]("ecs").describe_task_definition(
         taskDefinition=applied["ecs"]["task"]["taskDefinitionArn"])["taskDefinition"]
-    produced = json.loads(applied["run"].one("aws:ecs/taskDefinition:TaskDefinition").inputs["containerDefinitions"])
+    produced = json.loads(named(applied["run"], "aws:ecs/taskDefinition:TaskDefinition", "umami-task")
+                          .inputs["containerDefinitions"])
     assert len(described["containerDefinitions"]) == 1
     registered = described["containerDefinitions"][0]
     for key, value in produced[0].items():
@@ -413,7 +415,8 @@ def test_iam_documents_are_valid_policies(applied):
     document = iam.get_role_policy(RoleName=execution, PolicyName="umami-execution")["PolicyDocument"]
     readable = next(s for s in document["Statement"] if s["Action"] == ["secretsmanager:GetSecretValue"])
     assert sorted(readable["Resource"]) == sorted([applied["run"].outputs["dbSecretArn"],
-                                                   applied["run"].outputs["appSecretArn"]])
+                                                   applied["run"].outputs["appSecretArn"],
+                                                   applied["run"].outputs["umamiAdminSecretArn"]])
     policies = iam.list_role_policies(RoleName="umami-task")["PolicyNames"]
     assert policies == (["umami-task-exec"] if applied["variant"] == "https-admin-exec" else [])
 

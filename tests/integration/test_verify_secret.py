@@ -132,9 +132,10 @@ def test_cli_exits_2_on_a_wrong_password(deployed, capsys, monkeypatch):
 
 def test_rehearsal_can_check_the_secret_the_stack_would_store(rehearsed):
     """What ops.rehearse passes to run_verification: the credentials document of the recorded SecretVersion."""
+    # The credentials document, not the admin login (the other JSON secret the stack stores).
     versions = [r.inputs.get("secretString") for r in rehearsed.result.run.by_type(
         "aws:secretsmanager/secretVersion:SecretVersion")]
-    (stored,) = [json.loads(v) for v in versions if isinstance(v, str) and v.startswith("{")]
+    (stored,) = [json.loads(v) for v in versions if isinstance(v, str) and '"DATABASE_URL"' in v]
     report = run_verification(outputs_of(rehearsed), umami=umami_target(rehearsed), admin=admin_target(rehearsed),
                               include_aws=False, secret=SecretSource("the stack's credentials document", stored))
     assert failing(report) == {}

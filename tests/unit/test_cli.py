@@ -15,18 +15,22 @@ from pathlib import Path
 import pytest
 
 from ops.core import cli
+from ops.drill.__main__ import main as drill_main
 from ops.metrics import __main__ as metrics_cli
+from ops.migrate.__main__ import main as migrate_main
 from ops.preview import __main__ as preview_cli
 from ops.rehearse.__main__ import main as rehearse_main
+from ops.retention.__main__ import main as retention_main
 from ops.verify.__main__ import main as verify_main
 
 ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 COMMANDS = {"rehearse": rehearse_main, "verify": verify_main, "metrics": metrics_cli.main,
-            "preview": preview_cli.main}
+            "preview": preview_cli.main, "migrate": migrate_main, "drill": drill_main, "retention": retention_main}
 SUBCOMMANDS = {"rehearse": [[]], "verify": [[]], "metrics": [["snapshot"], ["diff"], ["check"]],
-               "preview": [["plan"], ["diff"], ["summarize"]]}
+               "preview": [["plan"], ["diff"], ["summarize"]], "migrate": [["status"], ["resolve"]], "drill": [[]],
+               "retention": [[]]}
 
 
 def run_main(main, argv, capsys) -> tuple[int, str, str]:
@@ -76,8 +80,10 @@ def test_the_same_thing_has_the_same_flag_everywhere(capsys):
     flags = {(c, " ".join(s)): options(help_of(c, s, capsys)) for c, subs in SUBCOMMANDS.items() for s in subs}
     everywhere = set().union(*flags.values())
     assert not everywhere & {"--host", "--port", "--dsn-host", "--overrides"}
-    for command in [("verify", ""), ("metrics", "snapshot"), ("metrics", "check")]:
+    for command in [("verify", ""), ("metrics", "snapshot"), ("metrics", "check"), ("migrate", "status"),
+                    ("migrate", "resolve"), ("retention", "")]:
         assert {"--stack", "--outputs", "--db-host", "--db-port"} <= flags[command]
+    assert {"--stack", "--outputs", "--format"} <= flags[("drill", "")]
     assert "--write-outputs" in flags[("rehearse", "")] and "--outputs" not in flags[("rehearse", "")]
     assert {"--stack", "--set"} <= flags[("preview", "plan")] and {"--stack", "--set"} <= flags[("rehearse", "")]
     assert all("--format" in flags[c] for c in [("verify", ""), ("metrics", "diff"), ("preview", "diff")])
@@ -173,13 +179,16 @@ def test_every_third_party_import_is_declared():
 def test_console_scripts_are_the_commands_mains():
     scripts = PYPROJECT["project"]["scripts"]
     assert scripts == {"umami-rehearse": "ops.rehearse.__main__:main", "umami-verify": "ops.verify.__main__:main",
-                       "umami-metrics": "ops.metrics.__main__:main", "umami-preview": "ops.preview.__main__:main"}
+                       "umami-metrics": "ops.metrics.__main__:main", "umami-preview": "ops.preview.__main__:main",
+                       "umami-migrate": "ops.migrate.__main__:main", "umami-drill": "ops.drill.__main__:main",
+                       "umami-retention": "ops.retention.__main__:main"}
     for target in scripts.values():
         module, _, function = target.partition(":")
         assert callable(getattr(__import__(module, fromlist=[function]), function))
 
 
-@pytest.mark.parametrize("script", ["umami-rehearse", "umami-verify", "umami-metrics", "umami-preview"])
+@pytest.mark.parametrize("script", ["umami-rehearse", "umami-verify", "umami-metrics", "umami-preview",
+                                    "umami-migrate", "umami-drill", "umami-retention"])
 def test_installed_console_scripts_run_from_any_directory(script, tmp_path):
     path = Path(sys.executable).parent / script
     if not path.exists():

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from components.config import ConfigError, derived_cluster_identifier
-from tests.stack import run_dev
+from tests.stack import named, run_dev
 
 REPO = Path(__file__).resolve().parents[2]
 RDS_EU_WEST_1 = REPO / "components" / "shared" / "rds_ca" / "eu-west-1.pem"
@@ -48,7 +48,7 @@ def ca_pem(days_valid: int = 365, name: str = "Test Database CA") -> tuple[str, 
 
 
 def container(run) -> dict:
-    return json.loads(run.one(TASK_DEF).inputs["containerDefinitions"])[0]
+    return json.loads(named(run, TASK_DEF, "umami-task").inputs["containerDefinitions"])[0]
 
 
 # -- sslmode --
@@ -119,7 +119,7 @@ def test_a_pem_file_is_the_ca_and_only_its_certificates_travel(tmp_path, monkeyp
     run = run_dev({"dbCaCertificate": "ca.pem"})  # relative to the working directory, as pulumi runs the program
     assert run.one(PROVIDER).inputs["sslrootcert"] == str(tmp_path / "ca.pem")
     assert run.outputs["dbCaBundle"] == cert.rstrip("\n") + "\n" + other  # no key, no comment, LF endings
-    assert "PRIVATE KEY" not in json.dumps(run.outputs) + run.one(TASK_DEF).inputs["containerDefinitions"]
+    assert "PRIVATE KEY" not in json.dumps(run.outputs) + named(run, TASK_DEF, "umami-task").inputs["containerDefinitions"]
 
 
 def test_missing_ca_file_is_one_line():

@@ -4,7 +4,7 @@ import pytest
 import pulumi
 
 from components.config import ConfigError, DEFAULT_IMAGE, LOG_RETENTION_DAYS
-from tests.stack import run_dev
+from tests.stack import named, run_dev
 
 SUBNET_A = "subnet-0a1b2c3d4e5f60001"
 SUBNET_B = "subnet-0a1b2c3d4e5f60002"
@@ -107,18 +107,18 @@ def test_every_cloudwatch_retention_is_accepted():
 
 def container(run):
     import json
-    return json.loads(run.one("aws:ecs/taskDefinition:TaskDefinition").inputs["containerDefinitions"])[0]
+    return json.loads(named(run, "aws:ecs/taskDefinition:TaskDefinition", "umami-task").inputs["containerDefinitions"])[0]
 
 
 def test_defaults_are_the_stories():
     run = run_dev(remove=tuple(f"umami:{k}" for k in (
         "image", "cpu", "memory", "cpuArchitecture", "logRetentionDays", "healthCheckGracePeriodSeconds",
         "enableExecuteCommand", "albIngressCidrs", "albInternal")))
-    task = run.one("aws:ecs/taskDefinition:TaskDefinition").inputs
+    task = named(run, "aws:ecs/taskDefinition:TaskDefinition", "umami-task").inputs
     assert (task["cpu"], task["memory"]) == ("256", "512")
     assert task["runtimePlatform"] == {"cpuArchitecture": "ARM64", "operatingSystemFamily": "LINUX"}
     assert container(run)["image"] == DEFAULT_IMAGE == "ghcr.io/umami-software/umami:3.1.0"
-    assert run.one("aws:cloudwatch/logGroup:LogGroup").inputs["retentionInDays"] == 30
+    assert named(run, "aws:cloudwatch/logGroup:LogGroup", "umami-logs").inputs["retentionInDays"] == 30
     service = run.one("aws:ecs/service:Service").inputs
     assert service["healthCheckGracePeriodSeconds"] == 300 and service["enableExecuteCommand"] is False
     assert run.one("aws:lb/loadBalancer:LoadBalancer").inputs["internal"] is False
@@ -146,12 +146,12 @@ def test_a_moving_tag_is_accepted_only_when_explicitly_allowed():
 
 @pytest.mark.parametrize("cpu, memory", [("256", "512"), ("256", "1024"), ("512", "1024")])
 def test_each_size_of_the_story_is_accepted(cpu, memory):
-    task = run_dev({"cpu": cpu, "memory": memory}).one("aws:ecs/taskDefinition:TaskDefinition").inputs
+    task = named(run_dev({"cpu": cpu, "memory": memory}), "aws:ecs/taskDefinition:TaskDefinition", "umami-task").inputs
     assert (task["cpu"], task["memory"]) == (cpu, memory)
 
 
 def test_x86_is_selectable():
-    task = run_dev({"cpuArchitecture": "X86_64"}).one("aws:ecs/taskDefinition:TaskDefinition").inputs
+    task = named(run_dev({"cpuArchitecture": "X86_64"}), "aws:ecs/taskDefinition:TaskDefinition", "umami-task").inputs
     assert task["runtimePlatform"]["cpuArchitecture"] == "X86_64"
 
 

@@ -74,7 +74,8 @@ def test_drop_schema_cascade_is_exported_only_when_set():
 def test_export_refuses_keys_outside_the_contract_and_missing_ones():
     exports = {}
     with pytest.raises(contract.ContractError, match=r"^group secrets: not in the contract: dbPassword; "
-                                                     r"missing: adminSecretArn$"):
+                                                     r"missing: adminSecretArn, umamiAdminSecretArn, "
+                                                     r"umamiAdminSecretName$"):
         contract.export(exports.__setitem__, secrets={"dbSecretArn": "a", "dbSecretName": "n", "appSecretArn": "b",
                                                       "dbPassword": "x"})
     with pytest.raises(contract.ContractError, match="exports no group 'rehearsal'"):

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.stack import run_dev
+from tests.stack import named, run_dev
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -118,7 +118,7 @@ def test_role_password_is_the_scram_verifier_of_the_generated_password(run):
     from components.shared import scram
 
     plain = next(r for r in run.by_type(PASSWORD) if r.name == "umami-db-password").state["result"]
-    salt = run.one(SALT)
+    salt = named(run, SALT, "umami-db-password-salt")
     role = run.one(ROLE)
     verifier = role.inputs["password"]
     assert verifier == scram.verifier(plain, base64.b64decode(salt.state["base64"]))
@@ -128,7 +128,7 @@ def test_role_password_is_the_scram_verifier_of_the_generated_password(run):
 
 
 def test_salt_is_sixteen_random_bytes_kept_by_the_secrets_component(run):
-    salt = run.one(SALT)
+    salt = named(run, SALT, "umami-db-password-salt")
     assert salt.inputs["length"] == 16
     components = {r.urn: r for r in run.resources if not r.custom}
     assert components[salt.parent].type == "umami:secrets:UmamiSecrets"

@@ -75,7 +75,7 @@ def test_the_program_passes_the_stack_checks(dev):
 
 
 def test_checks_accept_the_policy_engines_read_only_proxies(dev):
-    task = props(dev, invariants.TASK_DEFINITION)
+    task = props(dev, invariants.TASK_DEFINITION, "umami-task")
     assert invariants.secrets_only_through_task_secrets(invariants.TASK_DEFINITION, unknown_checking_proxy(task)) == []
     service = props(dev, invariants.ECS_SERVICE)
     service["networkConfiguration"]["assignPublicIp"] = True
@@ -115,14 +115,14 @@ def test_tasks_in_the_load_balancers_public_subnets_are_a_violation(dev):
 
 @pytest.mark.parametrize(("cpu", "memory"), [("1024", "2048"), ("512", "512"), ("256", "4096"), ("abc", "512")])
 def test_task_size_outside_the_story_is_a_violation(dev, cpu, memory):
-    task = props(dev, invariants.TASK_DEFINITION)
+    task = props(dev, invariants.TASK_DEFINITION, "umami-task")
     task.update(cpu=cpu, memory=memory)
     assert invariants.task_size_in_range(invariants.TASK_DEFINITION, task) == [
         f"cpu={cpu} memory={memory} is outside the allowed cpu/memory: 256/512, 256/1024, 512/1024"]
 
 
 def test_every_allowed_size_passes(dev):
-    task = props(dev, invariants.TASK_DEFINITION)
+    task = props(dev, invariants.TASK_DEFINITION, "umami-task")
     for cpu, memory in invariants.FARGATE_SIZES:
         task.update(cpu=str(cpu), memory=str(memory))
         assert invariants.task_size_in_range(invariants.TASK_DEFINITION, task) == []
@@ -138,7 +138,7 @@ def _with_container(task: dict[str, Any], change) -> dict[str, Any]:
 
 
 def test_secret_in_the_environment_is_a_violation(dev):
-    task = _with_container(props(dev, invariants.TASK_DEFINITION), lambda c: c["environment"].append(
+    task = _with_container(props(dev, invariants.TASK_DEFINITION, "umami-task"), lambda c: c["environment"].append(
         {"name": "APP_SECRET", "value": "x" * 64}))
     problems = invariants.secrets_only_through_task_secrets(invariants.TASK_DEFINITION, task)
     assert problems == ["container umami: environment variable APP_SECRET looks like a secret; "
@@ -146,7 +146,7 @@ def test_secret_in_the_environment_is_a_violation(dev):
 
 
 def test_credentials_under_an_innocent_name_are_a_violation(dev):
-    task = _with_container(props(dev, invariants.TASK_DEFINITION), lambda c: c["environment"].append(
+    task = _with_container(props(dev, invariants.TASK_DEFINITION, "umami-task"), lambda c: c["environment"].append(
         {"name": "DB", "value": "postgresql://umami_user:s3cret@db.internal:5432/appdb?schema=umami"}))
     problems = invariants.secrets_only_through_task_secrets(invariants.TASK_DEFINITION, task)
     assert problems == ["container umami: environment variable DB holds a credential-like value; pass it in `secrets`"]
@@ -157,7 +157,7 @@ def test_umami_without_its_secrets_or_with_a_bad_reference_is_a_violation(dev):
         container["secrets"] = [s for s in container["secrets"] if s["name"] != "APP_SECRET"]
         container["secrets"][0]["valueFrom"] = "observability/umami-db-credentials"
 
-    task = _with_container(props(dev, invariants.TASK_DEFINITION), break_secrets)
+    task = _with_container(props(dev, invariants.TASK_DEFINITION, "umami-task"), break_secrets)
     problems = invariants.secrets_only_through_task_secrets(invariants.TASK_DEFINITION, task)
     assert problems == [
         "container umami: secret DATABASE_URL valueFrom is not a Secrets Manager or SSM parameter ARN",
@@ -182,23 +182,23 @@ def _edit_policy(policy: dict[str, Any], change) -> dict[str, Any]:
     "arn:aws:ssm:eu-west-1:123456789012:parameter/umami",
 ])
 def test_secret_read_beyond_named_secrets_is_a_violation(dev, resource):
-    policy = _edit_policy(props(dev, invariants.IAM_ROLE_POLICY), lambda s: s.update(Resource=[resource]))
+    policy = _edit_policy(props(dev, invariants.IAM_ROLE_POLICY, "umami-execution"), lambda s: s.update(Resource=[resource]))
     problems = invariants.secret_access_scoped(invariants.IAM_ROLE_POLICY, policy)
     assert problems == [f"statement ReadStackSecrets: secret read on {resource!r}; "
                         "scope it to the stack's secret ARNs"]
 
 
 def test_wildcard_actions_and_not_action_count_as_secret_read(dev):
-    policy = _edit_policy(props(dev, invariants.IAM_ROLE_POLICY),
+    policy = _edit_policy(props(dev, invariants.IAM_ROLE_POLICY, "umami-execution"),
                           lambda s: s.update(Action="secretsmanager:Get*", Resource="*"))
     assert len(invariants.secret_access_scoped(invariants.IAM_ROLE_POLICY, policy)) == 1
-    policy = _edit_policy(props(dev, invariants.IAM_ROLE_POLICY),
+    policy = _edit_policy(props(dev, invariants.IAM_ROLE_POLICY, "umami-execution"),
                           lambda s: (s.pop("Action"), s.update(NotAction="iam:*")))
     assert "NotAction" in invariants.secret_access_scoped(invariants.IAM_ROLE_POLICY, policy)[0]
 
 
 def test_a_name_prefix_with_the_random_suffix_wildcard_passes(dev):
-    policy = _edit_policy(props(dev, invariants.IAM_ROLE_POLICY), lambda s: s.update(
+    policy = _edit_policy(props(dev, invariants.IAM_ROLE_POLICY, "umami-execution"), lambda s: s.update(
         Resource="arn:aws:secretsmanager:eu-west-1:123456789012:secret:observability/umami-db-credentials-??????"))
     assert invariants.secret_access_scoped(invariants.IAM_ROLE_POLICY, policy) == []
 
@@ -230,7 +230,7 @@ def test_target_group_without_health_check_is_a_violation(dev):
 
 @pytest.mark.parametrize("retention", [None, 0])
 def test_log_group_without_retention_is_a_violation(dev, retention):
-    group = props(dev, invariants.LOG_GROUP)
+    group = props(dev, invariants.LOG_GROUP, "umami-logs")
     group["retentionInDays"] = retention
     assert invariants.log_retention_set(invariants.LOG_GROUP, group) == [
         "retentionInDays is not set: set a retention (e.g. 30 days)"]

@@ -159,7 +159,7 @@ def test_removing_protect_is_flagged_for_every_stateful_resource(base):
     review = diff_plans(base, head)
     removed = rules(review)["protect-removed"]
     assert {f.resource for f in removed} == {"umami-schema", "umami-role", "umami-pgcrypto",
-                                             "umami-db-credentials", "umami-app-secret"}
+                                             "umami-db-credentials", "umami-app-secret", "umami-admin-login"}
     assert all(f.severity == HIGH for f in removed)
     assert "| `protect` _(resource option)_ | `true` | `false` |" in markdown(review)
 

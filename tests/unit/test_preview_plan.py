@@ -65,20 +65,21 @@ def test_generated_secrets_never_appear(dev_plan_text):
     run = plan.run_offline(STACK, config, secret_keys, PROJECT_ROOT, handler)
     generated = {r.name: r.state["result"] for r in run.resources if r.type.startswith("random:")
                  and "result" in r.state}
-    assert set(generated) == {"umami-db-password", "umami-app-secret"}
+    assert set(generated) == {"umami-db-password", "umami-app-secret", "umami-admin-password"}
     for name, value in generated.items():
         assert len(value) >= 40, name
         assert value not in dev_plan_text, f"{name} leaked into the plan"
-    salt = next(r for r in run.resources if r.type == "random:index/randomBytes:RandomBytes")
+    salts = [r for r in run.resources if r.type == "random:index/randomBytes:RandomBytes"]
+    assert {s.name for s in salts} == {"umami-db-password-salt", "umami-admin-password-salt"}
     role_password = next(r for r in run.resources if r.type == "postgresql:index/role:Role").inputs["password"]
-    for value in (salt.state["base64"], salt.state["hex"], role_password):
-        assert value not in dev_plan_text  # the verifier's salt and the verifier itself
+    for value in (*(s.state[k] for s in salts for k in ("base64", "hex")), role_password):
+        assert value not in dev_plan_text  # the verifier's and the bcrypt hash's salts, the verifier itself
     assert handler.admin_secret["password"] not in dev_plan_text
     manifest = json.loads(dev_plan_text)
     by_name = {(r["type"], r["name"]): r for r in manifest["resources"]}
     role = by_name[("postgresql:index/role:Role", "umami-role")]
     assert role["inputs"]["password"] == plan.MASK and role["secretInputs"] == ["password"]
-    for version in ("umami-db-credentials-value", "umami-app-secret-value"):
+    for version in ("umami-db-credentials-value", "umami-app-secret-value", "umami-admin-login-value"):
         entry = by_name[("aws:secretsmanager/secretVersion:SecretVersion", version)]
         assert entry["inputs"]["secretString"] == plan.MASK
         assert entry["secretDigests"]["secretString"].startswith("sha256:")

@@ -1,13 +1,16 @@
 """Generated credentials, the Secrets Manager documents, tags and exported outputs."""
 
+import base64
 import json
 from urllib.parse import parse_qs, parse_qsl, unquote, urlsplit
 
+import bcrypt
 import pytest
 
 from components.secrets import database_url
+from components.shared import bcrypt_hash
 from ops.engine.offline import OfflineHandler
-from tests.stack import run_dev
+from tests.stack import named, run_dev
 
 SECRET = "aws:secretsmanager/secret:Secret"
 VERSION = "aws:secretsmanager/secretVersion:SecretVersion"
@@ -136,3 +139,76 @@ def test_outputs_form_the_contract(run):
     assert outputs["contractVersion"] == 1
     assert outputs["dbSecretArn"].startswith("arn:aws:secretsmanager:eu-west-1:")
     assert outputs["adminSecretArn"].endswith(":secret:rds!cluster-0a1b2c3d-AbCdEf")
+
+
+# -- Umami's admin login ----------------------------------------------------------------------
+
+PASSWORD = "random:index/randomPassword:RandomPassword"
+RANDOM_BYTES = "random:index/randomBytes:RandomBytes"
+
+
+def admin_login(run) -> dict:
+    version = named(run, VERSION, "umami-admin-login-value")
+    assert "secretString" in version.secret_inputs
+    assert version.inputs["secretId"] == named(run, SECRET, "umami-admin-login").id
+    return json.loads(version.inputs["secretString"])
+
+
+def test_admin_login_secret_is_named_tagged_and_kept_like_the_others(run):
+    secret = named(run, SECRET, "umami-admin-login")
+    credentials = named(run, SECRET, "umami-db-credentials")
+    assert secret.inputs["name"] == "observability/umami-admin"
+    assert secret.protect is True and secret.inputs["tags"] == credentials.inputs["tags"]
+    assert secret.inputs["recoveryWindowInDays"] == credentials.inputs["recoveryWindowInDays"] == 7
+    assert run.outputs["umamiAdminSecretArn"] == secret.state["arn"]
+    assert run.outputs["umamiAdminSecretName"] == "observability/umami-admin"
+    assert not {"umamiAdminSecretArn", "umamiAdminSecretName"} & run.secret_outputs
+
+
+def test_admin_login_holds_the_generated_password_and_its_bcrypt_hash(run):
+    document = admin_login(run)
+    assert set(document) == {"username", "password", "passwordHash"} and document["username"] == "admin"
+    password = named(run, PASSWORD, "umami-admin-password")
+    assert password.inputs["length"] >= 32 and document["password"] == password.state["result"]
+    # As Umami's src/lib/password.ts (bcryptjs, cost 10) stores it; varchar(60) holds it.
+    digest = document["passwordHash"]
+    assert digest.startswith("$2b$10$") and len(digest) == 60
+    assert bcrypt.checkpw(document["password"].encode(), digest.encode())
+    assert not bcrypt.checkpw(b"umami", digest.encode())
+    # Salted by the bytes kept in state.
+    salt = named(run, RANDOM_BYTES, "umami-admin-password-salt")
+    assert salt.inputs["length"] == 16
+    assert digest[:29] == bcrypt_hash.salt(base64.b64decode(salt.state["base64"])).decode()
+
+
+def test_the_hash_is_the_same_on_every_run_so_previews_show_no_diff(run):
+    assert admin_login(run_dev(handler=TrickyPasswords())) == admin_login(run)
+
+    class OtherSalt(OfflineHandler):
+        def __init__(self):
+            super().__init__(random_value=lambda r: "other" if r.name == "umami-admin-password-salt"
+                             else TrickyPasswords().random_value(r))
+
+    salted_otherwise = admin_login(run_dev(handler=OtherSalt()))
+    assert salted_otherwise["password"] == admin_login(run)["password"]
+    assert salted_otherwise["passwordHash"] != admin_login(run)["passwordHash"]
+
+
+def test_neither_the_admin_password_nor_its_hash_is_plain_anywhere(run):
+    document = admin_login(run)
+    plain = json.dumps([r.masked_inputs() for r in run.resources], default=str) + json.dumps(run.outputs, default=str)
+    assert document["password"] not in plain and document["passwordHash"] not in plain
+
+
+def test_a_database_only_stack_generates_no_admin_login():
+    other = run_dev({"deployService": "false"})
+    assert not [r.name for r in other.resources if "umami-admin-" in r.name and r.type != "pulumi:providers:postgresql"]
+    assert other.outputs.get("umamiAdminSecretArn") is None and other.outputs.get("umamiAdminSecretName") is None
+
+
+def test_a_bcrypt_salt_is_exactly_16_bytes():
+    assert bcrypt_hash.salt(bytes(16)) == b"$2b$10$" + b"." * 22
+    with pytest.raises(ValueError, match="16 bytes, not 15"):
+        bcrypt_hash.salt(bytes(15))
+    assert bcrypt_hash.is_hash(bcrypt_hash.password_hash("pw", bytes(range(16))))
+    assert not bcrypt_hash.is_hash("pw")

@@ -7,7 +7,7 @@ from fnmatch import fnmatchcase
 import pytest
 
 from components.service_parts.iam import ecr_repository_arn
-from tests.stack import run_dev
+from tests.stack import named, run_dev
 
 ROLE = "aws:iam/role:Role"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
@@ -60,7 +60,8 @@ def stack_secret_arns(run):
 def test_execution_role_reads_exactly_the_stacks_secrets(run):
     documents = inline_policies(run, role(run, "umami-execution"))
     secret_arns = stack_secret_arns(run)
-    assert secret_arns == {run.outputs["dbSecretArn"], run.outputs["appSecretArn"]}
+    # The deploy task reads the admin login's passwordHash with the same execution role.
+    assert secret_arns == {run.outputs["dbSecretArn"], run.outputs["appSecretArn"], run.outputs["umamiAdminSecretArn"]}
     readable = [s for s in statements(documents) if any("secretsmanager" in a for a in as_list(s["Action"]))]
     assert len(readable) == 1
     assert as_list(readable[0]["Action"]) == ["secretsmanager:GetSecretValue"]
@@ -77,7 +78,7 @@ def test_execution_role_reads_exactly_the_stacks_secrets(run):
 
 def test_execution_role_writes_only_its_log_group(run):
     documents = inline_policies(run, role(run, "umami-execution"))
-    group = run.one("aws:cloudwatch/logGroup:LogGroup").state["arn"]
+    group = named(run, "aws:cloudwatch/logGroup:LogGroup", "umami-logs").state["arn"]
     assert allows(documents, "logs:PutLogEvents", f"{group}:log-stream:umami/umami/0123")
     assert allows(documents, "logs:CreateLogStream", group)
     assert not allows(documents, "logs:PutLogEvents", group.replace("/ecs/umami-dev", "/ecs/other") + ":log-stream:x")

@@ -7,7 +7,7 @@ import pytest
 
 from components.secrets import database_url
 from ops.engine.offline import OfflineHandler
-from tests.stack import run_dev
+from tests.stack import named, run_dev
 
 PASSWORD = "Pw:/?#[]@!%+ =generated-7Qz"
 APP_SECRET = "appsecret" + "Z" * 55
@@ -67,7 +67,7 @@ def test_service_and_monitoring_inputs_are_plain_so_the_scan_sees_them(run):
 
 
 def test_the_container_gets_secrets_by_reference_only(run):
-    task = run.one("aws:ecs/taskDefinition:TaskDefinition")
+    task = named(run, "aws:ecs/taskDefinition:TaskDefinition", "umami-task")
     umami = json.loads(task.inputs["containerDefinitions"])[0]
     assert all(s["valueFrom"].startswith("arn:aws:secretsmanager:") for s in umami["secrets"])
     assert {s["name"] for s in umami["secrets"]} == {"DATABASE_URL", "APP_SECRET"}
