@@ -122,12 +122,17 @@ def test_cli_exits_2_when_the_secret_is_malformed(deployed, capsys):
     assert error_line(capsys.readouterr().err) == f"error: secret {arn} is not a JSON object"
 
 
-def test_cli_exits_2_on_a_wrong_password(deployed, capsys, monkeypatch):
+def test_a_wrong_umami_password_fails_the_checks_that_need_the_login(deployed, capsys, monkeypatch):
+    """The admin still audits; the probes and schema checks fail with the reason, never the password."""
     path, _, _ = deployed
     monkeypatch.setenv("UMAMI_DB_PASSWORD", "definitely-wrong")
-    assert main(["--outputs", str(path), "--skip", "secret"]) == 2
-    err = error_line(capsys.readouterr().err)
-    assert 'password authentication failed for user "umami_user"' in err and "definitely-wrong" not in err
+    assert main(["--outputs", str(path), "--skip", "secret", "--format", "json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    unanswered = {c["id"] for c in report["checks"] if c["status"] == "fail"
+                  and all('password authentication failed for user "umami_user"' in f["evidence"]
+                          for f in c["findings"])}
+    assert {c["id"] for c in report["checks"] if c["family"] in ("probes", "schema")} <= unanswered
+    assert "definitely-wrong" not in json.dumps(report)
 
 
 def test_rehearsal_can_check_the_secret_the_stack_would_store(rehearsed):
