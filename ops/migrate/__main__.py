@@ -70,9 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(fix, "resolve")
     outcome = fix.add_mutually_exclusive_group(required=True)
     outcome.add_argument("--rolled-back", metavar="NAME",
-                         help="its changes are not in the database: the next start applies it again")
+                         help="its changes are not in the database: the next deploy step applies it again")
     outcome.add_argument("--applied", metavar="NAME",
-                         help="its changes are all in the database: the next start skips it")
+                         help="its changes are all in the database: the next deploy step skips it")
     _add_source_arguments(fix)
     return parser
 

@@ -114,7 +114,7 @@ class History:
         return grouped
 
     def applied_again(self, migration: Migration) -> bool:
-        """Whether a rolled-back migration has since been applied (else the next start applies it)."""
+        """Whether a rolled-back migration has since been applied (else the next deploy step applies it)."""
         return any(m.name == migration.name and m.state == State.APPLIED for m in self.migrations)
 
     def count(self, state: State) -> int:

@@ -23,18 +23,18 @@ JSON_VERSION = 1
 
 # Prisma's own words (user-facing-errors, schema_engine FoundFailedMigrations), then what they mean for Umami.
 P3009 = "migrate found failed migrations in the target database, new migrations will not be applied"
-P3009_EFFECT = ("Umami runs `prisma migrate deploy` at every start (scripts/check-db.js) and exits when it "
-                "fails, so every new task stops before it serves; nothing changes until the failed "
-                "migration is resolved")
+P3009_EFFECT = ("the deploy step runs `prisma migrate deploy` (the image's check-db) once per image inside "
+                "`pulumi up` and fails the `up` while a migration is failed, so the service stays on its "
+                "current version; nothing changes until the failed migration is resolved")
 # Prisma's native engine sends a script as one simple query, which PostgreSQL runs as one transaction
 # (prisma-engines, schema-engine/connectors/sql-schema-connector/src/flavour/postgres/native/mod.rs
 # `apply_migration_script`): a failure usually leaves nothing behind, unless the script commits on its
 # own. (The WebAssembly engine the tests drive runs it statement by statement.) Check before choosing.
 WAYS_OUT = {
     Outcome.ROLLED_BACK: "none of its changes remain (drop what a partial run left): fix the cause, resolve it "
-                         "as rolled back and start Umami again; the next start applies it again",
+                         "as rolled back and run `pulumi up` again; the next deploy step applies it again",
     Outcome.APPLIED: "all of its changes are in place (you completed it by hand): resolve it as applied; "
-                     "the next start skips it",
+                     "the next deploy step skips it",
 }
 
 
@@ -69,7 +69,7 @@ def _state_label(hist: History, m: Migration) -> str:
     if m.state == State.FAILED:
         return "FAILED"
     if m.state == State.ROLLED_BACK and not hist.applied_again(m):
-        return "rolled back (applied again at the next start)"
+        return "rolled back (applied again at the next deploy step)"
     return m.state.value
 
 
@@ -147,7 +147,7 @@ def render_status(hist: History, where: Where, fmt: str) -> str:
 
 def _next_start(r: Resolution) -> str:
     verb = "skips" if r.outcome == Outcome.APPLIED else "applies"
-    return f"the next start's migrate deploy {verb} {r.name}" + ("" if r.outcome == Outcome.APPLIED else " again")
+    return f"the next deploy step's migrate deploy {verb} {r.name}" + ("" if r.outcome == Outcome.APPLIED else " again")
 
 
 def render_resolve_text(r: Resolution, where: Where) -> str:

@@ -340,11 +340,15 @@ def render_sql(report: Report, fail_on: Severity) -> str:
         for step in steps:
             lines += [sql_comment(f"{step.check_id} {step.subject}"), *step.statements]
         lines.append("COMMIT;")
-    unfixable = [(r, f) for r, f in entries if not f.fix]
-    if unfixable:
-        lines.append("")
-        lines += [sql_comment(f"not fixable by SQL: {r.check.id} {f.subject}: {f.evidence}; {r.check.remediation}")
-                  for r, f in unfixable]
+    # Live probes only observe: the catalog findings' statements above remove their causes.
+    seen_live = [(r, f) for r, f in entries if not f.fix and r.family == "probes"]
+    unfixable = [(r, f) for r, f in entries if not f.fix and r.family != "probes"]
+    for label, group in (("seen live, repaired by the statements above (verify again)", seen_live),
+                         ("not fixable by SQL", unfixable)):
+        if group:
+            lines.append("")
+            lines += [sql_comment(f"{label}: {r.check.id} {f.subject}: {f.evidence}; {r.check.remediation}")
+                      for r, f in group]
     return "\n".join(lines) + "\n"
 
 

@@ -181,7 +181,7 @@ def test_rolled_back_clears_the_failure_and_the_engine_applies_the_fixed_migrati
     assert resolved["rolled_back_at"] is not None
     assert {**resolved, "rolled_back_at": None} == failed
     code, out, _ = status(migrated, capsys)
-    assert code == 0 and "rolled back (applied again at the next start)" in out
+    assert code == 0 and "rolled back (applied again at the next deploy step)" in out
 
     add_prisma_migration(migrated.folder, BROKEN, FIXED_SQL)
     code, result, err = migrated.deploy()
@@ -192,7 +192,7 @@ def test_rolled_back_clears_the_failure_and_the_engine_applies_the_fixed_migrati
     assert attempts == [(False, True), (True, False)]  # the old attempt stays, rolled back; a new one applied
     code, out, _ = status(migrated, capsys)
     assert code == 0 and out.splitlines()[-1] == "summary: 4 migration(s): 3 applied, 0 failed, 1 rolled back"
-    assert "applied again at the next start" not in out
+    assert "applied again at the next deploy step" not in out
 
 
 # -- resolve --applied ------------------------------------------------------------------

@@ -45,13 +45,15 @@ def run(rehearsed, capsys, fmt: str) -> tuple[int, str]:
 def sections(script: str) -> dict[str, str]:
     """The admin's and the umami role's sections, and the trailing comments on what SQL cannot fix.
     Each statement is one line, so a section ends at the next header line."""
-    found = {"admin": [], "role": [], "unfixable": []}
+    found = {"admin": [], "role": [], "live": [], "unfixable": []}
     current = None
     for line in script.splitlines():
         if line.startswith("-- run as the admin ("):
             current = "admin"
         elif line.startswith("-- run as the umami role ("):
             current = "role"
+        elif line.startswith("-- seen live, repaired by the statements above (verify again): "):
+            current = "live"
         elif line.startswith("-- not fixable by SQL: "):
             current = "unfixable"
         if current:
@@ -97,7 +99,8 @@ def test_fix_script_repairs_what_the_admin_and_umami_must_fix(cli_env, capsys):
     assert 'REVOKE CREATE ON SCHEMA "public" FROM PUBLIC;' in admin
     assert role[2:4] == ["-- ISO-061 umami.probe_target", 'REVOKE SELECT ON TABLE "umami"."probe_target" FROM "app_user";']
     # The live probes have no SQL of their own: the catalog findings' fixes repair them.
-    assert parts["unfixable"].startswith("-- not fixable by SQL: PRB-")
+    assert parts["live"].startswith("-- seen live, repaired by the statements above (verify again): PRB-")
+    assert "PRB-" not in parts["unfixable"]
 
     apply_script(cli_env, script)
     assert failing(verify(cli_env)) == {}
