@@ -23,7 +23,7 @@ JSON_VERSION = 1
 
 # Prisma's own words (user-facing-errors, schema_engine FoundFailedMigrations), then what they mean for Umami.
 P3009 = "migrate found failed migrations in the target database, new migrations will not be applied"
-P3009_EFFECT = ("the deploy step runs `prisma migrate deploy` (the image's check-db) once per image inside "
+P3009_EFFECT = ("The deploy step runs `prisma migrate deploy` (the image's check-db) once per image inside "
                 "`pulumi up` and fails the `up` while a migration is failed, so the service stays on its "
                 "current version; nothing changes until the failed migration is resolved")
 # Prisma's native engine sends a script as one simple query, which PostgreSQL runs as one transaction
