@@ -31,6 +31,7 @@ from components.service_parts.iam import task_roles
 from components.service_parts.loadbalancer import load_balancer
 from components.service_parts.network import security_groups
 from components.service_parts.retention import retention_job
+from components.service_parts.task import fargate_task_definition
 from facts import resource_base_name
 
 DESIRED_COUNT = 1
@@ -114,19 +115,13 @@ class UmamiService(pulumi.ComponentResource):
                                  tags=tags, parent=self)
         balancer = load_balancer(name, network=network, security_group_id=groups.alb.id, tags=tags, parent=self)
 
-        task_definition = aws.ecs.TaskDefinition(
+        task_definition = fargate_task_definition(
             f"{name}-task",
             family=base,
-            requires_compatibilities=["FARGATE"],
-            network_mode="awsvpc",
-            cpu=str(service.cpu),
-            memory=str(service.memory),
-            runtime_platform=aws.ecs.TaskDefinitionRuntimePlatformArgs(
-                operating_system_family="LINUX",
-                cpu_architecture=service.cpu_architecture,
-            ),
-            execution_role_arn=roles.execution_role.arn,
-            task_role_arn=roles.task_role.arn,
+            cpu=service.cpu,
+            memory=service.memory,
+            cpu_architecture=service.cpu_architecture,
+            roles=roles,
             container_definitions=pulumi.Output.all(db_secret_arn, app_secret_arn, log_group.name, region).apply(
                 lambda v: json.dumps(container_definitions(
                     image=service.image, db_secret_arn=v[0], app_secret_arn=v[1], log_group=v[2], region=v[3],
@@ -134,7 +129,7 @@ class UmamiService(pulumi.ComponentResource):
                     ca_pem=db_ca_pem, umami_version=service.umami_version, replica=db_replica,
                 ))),
             tags=tags,
-            opts=child,
+            parent=self,
         )
 
         step = deploy_step(

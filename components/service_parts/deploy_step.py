@@ -27,6 +27,7 @@ from components.config import ServiceConfig
 from components.service_parts.container import (CONTAINER_NAME, DEPLOY_LOG_STREAM_PREFIX,
                                                 deploy_container_definitions)
 from components.service_parts.iam import TaskRoles, deploy_step_policy, lambda_assume_role_policy, pin_policies
+from components.service_parts.task import fargate_task_definition
 from facts import DEPLOY_TASK_FAMILY_SUFFIX
 
 HANDLER_FILE = Path(__file__).resolve().with_name("deploy_step_handler.py")
@@ -84,19 +85,13 @@ def deploy_step(name: str, *, base: str, service: ServiceConfig, roles: TaskRole
     partition = aws.get_partition_output().partition
     family = deploy_task_family(base)
 
-    task_definition = aws.ecs.TaskDefinition(
+    task_definition = fargate_task_definition(
         f"{name}-deploy-task",
         family=family,
-        requires_compatibilities=["FARGATE"],
-        network_mode="awsvpc",
-        cpu=str(service.cpu),
-        memory=str(service.memory),
-        runtime_platform=aws.ecs.TaskDefinitionRuntimePlatformArgs(
-            operating_system_family="LINUX",
-            cpu_architecture=service.cpu_architecture,
-        ),
-        execution_role_arn=roles.execution_role.arn,
-        task_role_arn=roles.task_role.arn,
+        cpu=service.cpu,
+        memory=service.memory,
+        cpu_architecture=service.cpu_architecture,
+        roles=roles,
         container_definitions=pulumi.Output.all(db_secret_arn, app_secret_arn, admin_secret_arn, log_group.name,
                                                 region).apply(
             lambda v: json.dumps(deploy_container_definitions(
@@ -105,7 +100,7 @@ def deploy_step(name: str, *, base: str, service: ServiceConfig, roles: TaskRole
                 replica=replica,
             ))),
         tags=tags,
-        opts=child,
+        parent=parent,
     )
 
     function_logs = aws.cloudwatch.LogGroup(

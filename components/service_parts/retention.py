@@ -30,6 +30,7 @@ from components.config import NetworkConfig, RetentionConfig, ServiceConfig
 from components.service_parts.container import (as_list, ca_environment, ca_wrapper, log_configuration,
                                                 shell_command, umami_secrets)
 from components.service_parts.iam import ECS_TASKS, TaskRoles, pin_policies
+from components.service_parts.task import fargate_task_definition
 
 DRIVER = Path(__file__).resolve().parents[2] / "driver"
 SCRIPT_FILE = DRIVER / "retention.mjs"
@@ -139,26 +140,20 @@ def retention_job(name: str, *, base: str, retention: RetentionConfig | None, se
     partition = aws.get_partition_output().partition
     script, plan = shipped_files()
 
-    task_definition = aws.ecs.TaskDefinition(
+    task_definition = fargate_task_definition(
         f"{name}-retention-task",
         family=job_name(base),
-        requires_compatibilities=["FARGATE"],
-        network_mode="awsvpc",
-        cpu=str(TASK_CPU),
-        memory=str(TASK_MEMORY),
-        runtime_platform=aws.ecs.TaskDefinitionRuntimePlatformArgs(
-            operating_system_family="LINUX",
-            cpu_architecture=service.cpu_architecture,
-        ),
-        execution_role_arn=roles.execution_role.arn,
-        task_role_arn=roles.task_role.arn,
+        cpu=TASK_CPU,
+        memory=TASK_MEMORY,
+        cpu_architecture=service.cpu_architecture,
+        roles=roles,
         container_definitions=pulumi.Output.all(db_secret_arn, app_secret_arn, log_group_name, region).apply(
             lambda v: json.dumps(container_definitions(
                 image=service.image, days=retention.days, db_secret_arn=v[0], app_secret_arn=v[1],
                 log_group=v[2], region=v[3], ca_pem=ca_pem, script=script, plan=plan,
             ))),
         tags=tags,
-        opts=child,
+        parent=parent,
     )
 
     scheduler_role = aws.iam.Role(
