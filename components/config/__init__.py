@@ -11,7 +11,7 @@ MAX_SHOWN characters; secret values are never shown.
 
 One module per section, each with its dataclass, its constants and its reading:
 
-    keys.py        KNOWN_KEYS, the one list of `umami:` keys
+    keys.py        KNOWN_KEYS, the one list of `umami:` keys; SECRET_KEYS, those that are secrets
     reader.py      Reader, ConfigError, show, and the validators the sections share
     database.py    DatabaseConfig, TLS, the connection budget
     secrets.py     SecretsConfig
@@ -19,6 +19,7 @@ One module per section, each with its dataclass, its constants and its reading:
     service.py     ServiceConfig
     monitoring.py  MonitoringConfig
     retention.py   RetentionConfig (how many days of events the scheduled job keeps)
+    deployer.py    DeployerAccess (the security group `pulumi up` connects to Aurora from)
     stack.py       StackConfig, tags, unknown keys, and `load`, which reads them all
 
 Callers import from `components.config`; the names below are its interface.
@@ -26,9 +27,11 @@ Callers import from `components.config`; the names below are its interface.
 
 from __future__ import annotations
 
-from components.config.database import (DEPLOYMENT_MAXIMUM_PERCENT, RESERVED_KEYWORDS, RESERVED_ROLE_NAMES, SSL_MODES,
-                                        ConnectionBudget, DatabaseConfig, derived_cluster_identifier, read_database)
-from components.config.keys import KNOWN_KEYS, NAMESPACE
+from components.config.database import (DEFAULT_ADMIN_USERNAME, DEPLOYMENT_MAXIMUM_PERCENT, RESERVED_KEYWORDS,
+                                        RESERVED_ROLE_NAMES, SSL_MODES, ConnectionBudget, DatabaseConfig,
+                                        derived_cluster_identifier, read_database)
+from components.config.deployer import DeployerAccess, read_deployer
+from components.config.keys import KNOWN_KEYS, NAMESPACE, SECRET_KEYS
 from components.config.monitoring import MonitoringConfig, read_monitoring
 from components.config.network import NetworkConfig, read_network
 from components.config.reader import MAX_SHOWN, ConfigError, Reader, show
@@ -38,10 +41,11 @@ from components.config.service import DEFAULT_IMAGE, LOG_RETENTION_DAYS, Service
 from components.config.stack import StackConfig, load
 
 __all__ = [
-    "DEFAULT_IMAGE", "DEFAULT_RETENTION_DAYS", "DEPLOYMENT_MAXIMUM_PERCENT", "KNOWN_KEYS", "LOG_RETENTION_DAYS",
-    "MAX_RETENTION_DAYS", "MAX_SHOWN", "NAMESPACE", "RESERVED_KEYWORDS", "RESERVED_ROLE_NAMES", "SSL_MODES",
-    "ConfigError", "ConnectionBudget", "DatabaseConfig", "MonitoringConfig", "NetworkConfig", "Reader",
+    "DEFAULT_ADMIN_USERNAME", "DEFAULT_IMAGE", "DEFAULT_RETENTION_DAYS", "DEPLOYMENT_MAXIMUM_PERCENT", "KNOWN_KEYS", "LOG_RETENTION_DAYS",
+    "MAX_RETENTION_DAYS", "MAX_SHOWN", "NAMESPACE", "RESERVED_KEYWORDS", "RESERVED_ROLE_NAMES", "SECRET_KEYS",
+    "SSL_MODES",
+    "ConfigError", "ConnectionBudget", "DatabaseConfig", "DeployerAccess", "MonitoringConfig", "NetworkConfig", "Reader",
     "RetentionConfig", "SecretsConfig", "ServiceConfig", "StackConfig",
-    "derived_cluster_identifier", "load", "read_database", "read_monitoring", "read_network", "read_retention",
+    "derived_cluster_identifier", "load", "read_database", "read_deployer", "read_monitoring", "read_network", "read_retention",
     "read_secrets", "read_service", "show",
 ]

@@ -35,6 +35,9 @@ RESERVED_ROLE_NAMES = ("none", "public")
 SSL_MODES = tls.SSL_MODES
 RESERVED_SCHEMAS = ("public", "information_schema")
 RESERVED_ROLES = ("postgres", "rdsadmin", *RESERVED_ROLE_NAMES)
+# The master user name the RDS console proposes for Aurora PostgreSQL: umami:adminUsername's default
+# with umami:adminSecretArn, so a preview knows the owner of the schema without reading the secret.
+DEFAULT_ADMIN_USERNAME = "postgres"
 SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@!-]+$")
 RDS_IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,62}$")
 # An Aurora cluster (or reader) endpoint names its cluster: <id>.cluster-[ro-]<hash>.<region>.rds.amazonaws.com
@@ -104,8 +107,8 @@ class DatabaseConfig:
     name: str
     sslmode: str
     admin_secret_arn: str | None
-    admin_username: str | None
-    admin_password: pulumi.Output[str] | None
+    admin_username: str                          # known without reading a secret (previews need it)
+    admin_password: pulumi.Output[str] | None    # None with admin_secret_arn: read at deploy time
     schema: str
     role: str
     connection_limit: int
@@ -225,22 +228,33 @@ def derived_cluster_identifier(host: str) -> str | None:
     return match.group("id").lower()
 
 
-def read_database(reader: Reader, deploy_service: bool = True) -> DatabaseConfig:
+def read_admin(reader: Reader) -> tuple[str | None, str | None, pulumi.Output[str] | None]:
+    """The admin login's source: adminSecretArn (the password is read from the secret in an update,
+    the user name is adminUsername, default postgres) or adminUsername plus the secret adminPassword."""
     admin_secret_arn = reader.string("adminSecretArn", check=secret_arn_problem)
     admin_username = reader.string("adminUsername", check=identifier_problem)
     admin_password = reader.secret("adminPassword")
-    if admin_secret_arn and (admin_username or admin_password):
+    if admin_secret_arn and admin_password:
         reader.problems.append(
-            f"{reader.key('adminSecretArn')} and {reader.key('adminUsername')}/{reader.key('adminPassword')} "
-            "are both set; use one source of admin credentials"
+            f"{reader.key('adminSecretArn')} and {reader.key('adminPassword')} are both set; use one source of "
+            f"the admin password (with {reader.key('adminSecretArn')}, set {reader.key('adminUsername')} to the "
+            "secret's user name)"
         )
     elif not admin_secret_arn and not (admin_username and admin_password):
         reader.problems.append(
             f"{reader.key('adminSecretArn')} or both {reader.key('adminUsername')} and "
             f"{reader.key('adminPassword')} (secret) are required"
         )
+    if admin_secret_arn and admin_username is None:
+        admin_username = DEFAULT_ADMIN_USERNAME
+    return admin_secret_arn, admin_username, admin_password
+
+
+def read_database(reader: Reader, deploy_service: bool = True) -> DatabaseConfig:
+    admin_secret_arn, admin_username, admin_password = read_admin(reader)
+    reported = len(reader.problems)
     role = reader.string("roleName", DEFAULT_ROLE, check=role_problem)
-    if admin_username and role == admin_username:
+    if admin_username and role == admin_username and len(reader.problems) == reported:
         reader.fail("roleName", role, f"is the admin role; use a dedicated role such as {DEFAULT_ROLE}")
     app_roles = reader.object("applicationRoles", list, [])
     for app_role in app_roles:
@@ -265,7 +279,7 @@ def read_database(reader: Reader, deploy_service: bool = True) -> DatabaseConfig
         name=reader.string("dbName", required=True, check=identifier_problem) or "",
         sslmode=sslmode,
         admin_secret_arn=admin_secret_arn,
-        admin_username=admin_username,
+        admin_username=admin_username or "",
         admin_password=admin_password,
         schema=reader.string("schemaName", DEFAULT_SCHEMA, check=schema_problem),
         role=role,

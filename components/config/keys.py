@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from facts import CONFIG_NAMESPACE as NAMESPACE
 
-__all__ = ["KNOWN_KEYS", "NAMESPACE"]
+__all__ = ["KNOWN_KEYS", "NAMESPACE", "SECRET_KEYS"]
 
 KNOWN_KEYS = (
     # stack
@@ -32,4 +32,11 @@ KNOWN_KEYS = (
     "retentionDays",
     # monitoring
     "alarmEmail", "responseTimeAlarmMs", "target5xxAlarmCount",
+    # deployer
+    "deployerSecurityGroupId",
 )
+
+# The keys whose values are secrets by meaning, however they were given (`pulumi config set --secret`
+# or not, `--set`, PULUMI_CONFIG*): the program reads them only as Pulumi secrets, an error line never
+# shows them, and `ops.preview plan` masks their values wherever they appear.
+SECRET_KEYS = frozenset({"adminPassword"})

@@ -12,6 +12,7 @@ from components.config.reader import HOSTNAME, Reader, first_problem, pattern_pr
 VPC_ID = re.compile(r"^vpc-([0-9a-f]{8}|[0-9a-f]{17})$")
 SUBNET_ID = re.compile(r"^subnet-([0-9a-f]{8}|[0-9a-f]{17})$")
 SECURITY_GROUP_ID = re.compile(r"^sg-([0-9a-f]{8}|[0-9a-f]{17})$")
+security_group_problem = pattern_problem(SECURITY_GROUP_ID, "is not a security group id (sg-0123abcd...)")
 CERTIFICATE_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}$")
 URL_PATH = re.compile(r"^/[A-Za-z0-9._~/*?-]{0,127}$")
 # TLS 1.2+ policies only: the TLS 1.3 family from 1-2 upwards, and the TLS-1-2 / FS-1-2 families.
@@ -77,8 +78,7 @@ def read_network(reader: Reader) -> NetworkConfig:
         vpc_id=reader.string("vpcId", required=True, check=pattern_problem(VPC_ID, "is not a VPC id (vpc-0123abcd...)")) or "",
         private_subnet_ids=private,
         public_subnet_ids=public,
-        aurora_security_group_id=reader.string("auroraSecurityGroupId", required=True, check=pattern_problem(
-            SECURITY_GROUP_ID, "is not a security group id (sg-0123abcd...)")) or "",
+        aurora_security_group_id=reader.string("auroraSecurityGroupId", required=True, check=security_group_problem) or "",
         alb_internal=internal,
         alb_ingress_cidrs=read_list(reader, "albIngressCidrs", cidr_problem, default=["0.0.0.0/0"], minimum=1,
                                     maximum=50, what="CIDR blocks"),

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import pulumi
 
-from components.config.keys import KNOWN_KEYS
+from components.config.keys import KNOWN_KEYS, SECRET_KEYS
 from facts import SECRET_MASK
 
 MAX_SHOWN = 120  # characters of a value shown in an error line (a whole ACM or ECS ARN fits)
@@ -75,8 +75,10 @@ class Reader:
         return f"{self.config.name}:{name}"
 
     def is_secret(self, name: str) -> bool:
+        """A secret by meaning (SECRET_KEYS) or because it was given as one (`secure:`, secret keys)."""
         key = self.key(name)
-        return pulumi.runtime.is_config_secret(key) or key in pulumi.runtime.get_config_secret_keys_env()
+        return (name in SECRET_KEYS or pulumi.runtime.is_config_secret(key)
+                or key in pulumi.runtime.get_config_secret_keys_env())
 
     def fail(self, name: str, value: Any, allowed: str) -> None:
         shown = SECRET_MASK if self.is_secret(name) else show(value)
@@ -165,6 +167,9 @@ class Reader:
         return value
 
     def secret(self, name: str) -> pulumi.Output[str] | None:
+        """A key of SECRET_KEYS as a Pulumi secret, also when it was set without `--secret`."""
+        if name not in SECRET_KEYS:
+            raise KeyError(f"{self.key(name)} is read as a secret but not listed in components.config.SECRET_KEYS")
         if self.raw(name) is None:
             return None
         return self.config.require_secret(name)

@@ -11,6 +11,7 @@ from typing import Mapping
 import pulumi
 
 from components.config.database import DatabaseConfig, read_database
+from components.config.deployer import DeployerAccess, read_deployer
 from components.config.keys import KNOWN_KEYS, NAMESPACE
 from components.config.monitoring import MonitoringConfig, read_monitoring
 from components.config.network import NetworkConfig, read_network
@@ -37,6 +38,8 @@ class StackConfig:
     service: ServiceConfig | None = None
     monitoring: MonitoringConfig | None = None
     retention: RetentionConfig | None = None
+    # None without umami:deployerSecurityGroupId; for service and database-only stacks alike.
+    deployer: DeployerAccess | None = None
 
 
 def environment_problem(value: str) -> str | None:
@@ -94,11 +97,12 @@ def load(config: pulumi.Config | None = None, stack: str | None = None) -> Stack
         secrets=read_secrets(reader),
         protect=reader.boolean("protectStatefulResources", True),
         extra_tags=read_tags(reader),
-        network=read_network(reader) if deploy_service else None,
+        network=(network := read_network(reader) if deploy_service else None),
         # Sections are read in this order, so their problems are listed in it.
         service=(service := read_service(reader) if deploy_service else None),
         monitoring=read_monitoring(reader) if deploy_service else None,
         retention=read_retention(reader, service.umami_version) if service else None,
+        deployer=read_deployer(reader, network),
     )
     if reader.problems:
         raise ConfigError(reader.problems)

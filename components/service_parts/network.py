@@ -4,9 +4,11 @@
                                                           tasks --443--> registry, AWS APIs
 
 Every rule is its own resource (vpc.SecurityGroupIngressRule/EgressRule), so a rule
-changes without touching the others, and the groups carry no inline rules. The only
-change to the existing Aurora security group is one ingress rule from the task group
-on the database port.
+changes without touching the others, and the groups carry no inline rules. The service's
+only change to the existing Aurora security group is one ingress rule from the task group
+on the database port. The deployer's rule on that group (umami:deployerSecurityGroupId) is
+components/database_parts/deployer_access.py: the database's provider waits for it, and a
+database-only stack has it too.
 """
 
 from __future__ import annotations

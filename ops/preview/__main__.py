@@ -1,4 +1,5 @@
-"""`python -m ops.preview plan|diff|summarize`: offline plan, plan diff, preview summary.
+"""`python -m ops.preview plan|diff|summarize|comment`: offline plan, plan diff, preview summary, and
+the one pull-request comment made of them.
 
 Exit codes: 0 done (no finding at or above --fail-on), 1 findings at or above
 --fail-on, 2 could not run (bad input, unreadable file, config the program rejects).
@@ -7,16 +8,20 @@ Exit codes: 0 done (no finding at or above --fail-on), 1 findings at or above
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
 from ops.core import cli
 from ops.core.cli import progress, run_command_line
 from ops.core.errors import OpsError
+from ops.preview import comment as comment_module
 from ops.preview import plan as plan_module
+from ops.preview.events import load_violations
 from ops.preview.diff import diff_plans
 from ops.preview.model import SEVERITIES, Review
 from ops.preview.render import COMMENT_LIMIT, render
+from ops.preview.reviews import load_review
 from ops.preview.summarize import load_preview, summarize
 from ops.engine.program import PROJECT_ROOT, parse_overrides
 from ops.core.reporting import at_or_above
@@ -28,7 +33,11 @@ EXAMPLES = {
     "plan": "python -m ops.preview plan --stack dev --out head.json",
     "diff": "python -m ops.preview diff base.json head.json --format markdown --fail-on high",
     "summarize": "python -m ops.preview summarize preview.json --format text",
+    "comment": "python -m ops.preview comment --plan-diff plan-diff.json --preview preview-review.json "
+               "--policy preview-events.jsonl --fail-on critical",
 }
+# A link GitHub shows as it is: https, and no character that ends or rewrites Markdown.
+ARTIFACT_URL = re.compile(r"^https://[A-Za-z0-9._~:/?#@!$&'*+,;=%-]+$")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -59,10 +68,25 @@ def parser() -> argparse.ArgumentParser:
     diff.add_argument("head", type=Path)
     review_options(diff)
 
-    summary = commands.add_parser("summarize", help="review a `pulumi preview --json` document")
+    summary = commands.add_parser("summarize", help="review a `pulumi preview --json` document (or its event stream)")
     cli.add_common_arguments(summary, example=EXAMPLES["summarize"], exit_codes=EXIT_CODES, top=False)
     summary.add_argument("preview", type=Path)
     review_options(summary)
+
+    comment = commands.add_parser("comment", help="one Markdown comment from the plan diff, the preview and the "
+                                                  "policy violations; nothing when nothing changes")
+    cli.add_common_arguments(comment, example=EXAMPLES["comment"], exit_codes=EXIT_CODES, top=False)
+    comment.add_argument("--plan-diff", type=Path, metavar="FILE", help="`diff --format json` of the offline plans")
+    comment.add_argument("--preview", type=Path, metavar="FILE", help="`summarize --format json` of the real preview")
+    comment.add_argument("--policy", type=Path, metavar="FILE",
+                         help="`pulumi preview --json` streamed (PULUMI_ENABLE_STREAMING_JSON_PREVIEW=true): its "
+                              "policy violations")
+    comment.add_argument("--artifact", metavar="URL", help="where the whole review is (https), named when the "
+                                                          "comment is cut")
+    comment.add_argument("--fail-on", choices=(*SEVERITIES, "none"), default="none",
+                         help="exit 1 when a risk or violation at or above this severity exists (default: none)")
+    comment.add_argument("--limit", type=int, default=comment_module.LIMIT,
+                         help=f"maximum length in characters (default {comment_module.LIMIT})")
     return top
 
 
@@ -78,16 +102,14 @@ def run(argv: list[str]) -> int:
         project = plan_module.project_name(args.project_dir)
         overrides = parse_overrides(args.overrides, project)
         manifest = plan_module.build_plan(args.stack, overrides, args.project_dir)
-        text = plan_module.dumps(manifest)
         if args.out:
-            try:
-                args.out.write_text(text)
-            except OSError as exc:
-                raise OpsError(f"cannot write plan {args.out}: {exc.strerror}") from None
+            plan_module.write_plan(args.out, manifest)
             progress(f"wrote {args.out} ({len(manifest['resources'])} resources)")
         else:
-            sys.stdout.write(text)
+            sys.stdout.write(plan_module.dumps(manifest))
         return 0
+    if args.command == "comment":
+        return run_comment(args)
     if args.limit < 1000:
         raise OpsError(f"--limit={args.limit} is too small; use at least 1000 characters")
     if args.command == "diff":
@@ -98,6 +120,23 @@ def run(argv: list[str]) -> int:
         review = summarize(load_preview(args.preview), source=f"pulumi preview --json ({args.preview.name})")
     sys.stdout.write(render(review, args.format, args.limit))
     return exit_code(review, args.fail_on)
+
+
+def run_comment(args: argparse.Namespace) -> int:
+    if not (args.plan_diff or args.preview or args.policy):
+        raise OpsError("comment needs --plan-diff, --preview or --policy (or several)")
+    if args.limit < 1000:
+        raise OpsError(f"--limit={args.limit} is too small; use at least 1000 characters")
+    if args.artifact is not None and not ARTIFACT_URL.match(args.artifact):
+        raise OpsError(f"--artifact={args.artifact[:80]!r} is not an https URL")
+    inputs = comment_module.Inputs(
+        plan_diff=load_review(args.plan_diff) if args.plan_diff else None,
+        preview=load_review(args.preview) if args.preview else None,
+        violations=load_violations(args.policy) if args.policy else [],
+    )
+    where = f"<{args.artifact}>" if args.artifact else "the workflow run's artifacts"
+    sys.stdout.write(comment_module.render(inputs, artifact=where, limit=args.limit))
+    return comment_module.exit_code(inputs, args.fail_on)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -109,6 +109,27 @@ class Review:
         return counts
 
 
+# How a policy pack's enforcement level ranks among the risks (Pulumi's levels: apitype.EnforcementLevel).
+POLICY_SEVERITY = {"mandatory": CRITICAL, "advisory": MEDIUM, "remediate": Severity.LOW.label,
+                   "disabled": Severity.INFO.label}
+
+
+@dataclass(frozen=True)
+class PolicyViolation:
+    """One violation a policy pack reported during `pulumi preview` (a `policyEvent`)."""
+
+    policy: str
+    pack: str
+    level: str  # mandatory, advisory, remediate, disabled
+    message: str
+    urn: str = ""  # empty for a stack policy
+
+    @property
+    def severity(self) -> str:
+        """mandatory stops `pulumi up`: critical; advisory: medium; an unknown level ranks as mandatory."""
+        return POLICY_SEVERITY.get(self.level, CRITICAL)
+
+
 def top_level_key(path: str) -> str:
     """`tags.Owner` -> `tags`, `ingress[0].cidrBlocks` -> `ingress`, `["a.b"]` -> `a.b`."""
     if path.startswith('["'):

@@ -7,24 +7,32 @@ resource a stable fake id and every generated password a stable stand-in.
 Two runs of the same program and config give byte-identical files: resources
 are ordered by URN, keys are sorted, there are no timestamps. Secret inputs are
 masked, and so is every value equal to a generated or configured secret,
-wherever it appears (also URL-encoded, as in a DATABASE_URL).
+wherever it appears (also URL-encoded, as in a DATABASE_URL). A configured
+secret is a key given as `secure:` or a key the program treats as a secret
+(SECRET_KEYS in its components/config/keys.py), whether it came from the
+stack file, `--set` or the environment (PULUMI_CONFIG, PULUMI_CONFIG_<KEY>).
+The file is written readable by its owner only.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
+import os
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pulumi
 import yaml
+from pulumi.runtime.config import get_config_env_key
 
 from facts import DEFAULT_REGION
 from facts import SECRET_MASK as MASK
 from ops.core import documents
 from ops.core.errors import OpsError
+from ops.core.private_file import write_private
 from ops.engine.offline import OfflineHandler
 from ops.core.reporting import dumps as dumps_json
 from ops.core.reporting import envelope, text
@@ -37,6 +45,8 @@ LEGACY_FORMATS = {"umami-offline-plan/1": 1}
 KIND = documents.DocumentType(PLAN_FORMAT, (PLAN_VERSION,), "plan", legacy=LEGACY_FORMATS)
 # Stands in for `secure:` config values, which cannot be decrypted offline.
 SECRET_PLACEHOLDER = "offline-placeholder-secret"
+# Where a program declares the config keys that are secrets by meaning.
+SECRET_KEYS_FILE = Path("components") / "config" / "keys.py"
 
 
 def project_name(project_dir: Path) -> str:
@@ -47,20 +57,56 @@ def project_name(project_dir: Path) -> str:
         raise OpsError(f"no readable Pulumi.yaml with a name in {project_dir}: {exc}") from None
 
 
+def declared_secret_keys(project_dir: Path) -> set[str]:
+    """The fully qualified keys a program treats as secrets (SECRET_KEYS of its keys.py), for this
+    checkout and for `project_dir`. The file is loaded on its own, never as `components`: a base
+    checkout planned next must import its own components package, not this one."""
+    keys: set[str] = set()
+    for root in {PROJECT_ROOT, project_dir.resolve()}:
+        path = root / SECRET_KEYS_FILE
+        if not path.is_file():
+            continue
+        name = "_secret_keys_" + hashlib.sha256(str(path).encode()).hexdigest()[:12]
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        keys.update(f"{module.NAMESPACE}:{key}" for key in getattr(module, "SECRET_KEYS", ()))
+    return keys
+
+
 def stack_config(stack: str, overrides: dict[str, str],
                  project_dir: Path = PROJECT_ROOT) -> tuple[dict[str, Any], tuple[str, ...]]:
     """The stack's config with overrides applied; `secure:` values replaced by a placeholder.
 
-    Returns the config and the keys that are secret.
+    Returns the config and the keys that are secret: those given as `secure:` and those the
+    program treats as secrets, however they are given.
     """
     config = read_stack_config(stack, project_dir)
-    secret_keys = []
+    secret_keys = declared_secret_keys(project_dir)
     for key, value in list(config.items()):
         if isinstance(value, dict) and "secure" in value:
             config[key] = SECRET_PLACEHOLDER
-            secret_keys.append(key)
+            secret_keys.add(key)
     config.update(overrides)
     return config, tuple(sorted(secret_keys))
+
+
+def supplied_secrets(config: dict[str, Any], secret_keys: tuple[str, ...],
+                     environ: dict[str, str] | None = None) -> list[str]:
+    """The values a person supplied for the secret keys: in `config` (stack file, --set) and in the
+    environment, which the program reads too (PULUMI_CONFIG_<KEY>, then the PULUMI_CONFIG object)."""
+    environ = os.environ if environ is None else environ
+    try:
+        bag = json.loads(environ.get("PULUMI_CONFIG") or "{}")
+    except ValueError:  # the program cannot read it either
+        bag = {}
+    values = []
+    for key in secret_keys:
+        for source in (config.get(key), environ.get(get_config_env_key(key)),
+                       bag.get(key) if isinstance(bag, dict) else None):
+            if source is not None and str(source) not in values:
+                values.append(str(source))
+    return values
 
 
 def run_offline(stack: str, config: dict[str, Any], secret_keys: tuple[str, ...],
@@ -78,7 +124,7 @@ def secret_values(run: ProgramRun, handler: OfflineHandler, config: dict[str, An
                   secret_keys: tuple[str, ...]) -> list[str]:
     """Every value that must never appear in a plan: generated, configured or fetched secrets."""
     values = {SECRET_PLACEHOLDER, handler.admin_secret.get("password", "")}
-    values.update(str(config[key]) for key in secret_keys if key in config)
+    values.update(supplied_secrets(config, secret_keys))
     for resource in run.resources:
         if resource.type.startswith("random:") and "result" in resource.state:
             values.add(str(resource.state["result"]))
@@ -126,7 +172,7 @@ def build_plan(stack: str, overrides: dict[str, str] | None = None,
     run = run_offline(stack, config, secret_keys, project_dir, handler)
     secrets = secret_values(run, handler, config, secret_keys)
 
-    supplied = [str(config[key]) for key in secret_keys if key in config]
+    supplied = supplied_secrets(config, secret_keys)
     resources = []
     for resource in sorted(run.resources, key=lambda r: r.urn):
         inputs = {k: (MASK if k in resource.secret_inputs else v) for k, v in resource.inputs.items()}
@@ -158,6 +204,14 @@ def build_plan(stack: str, overrides: dict[str, str] | None = None,
 def dumps(plan: dict[str, Any]) -> str:
     """The canonical text of a plan: sorted keys, two-space indent, final newline."""
     return dumps_json(plan, sort_keys=True, ensure_ascii=False)
+
+
+def write_plan(path: Path, plan: dict[str, Any]) -> None:
+    """The plan in `path`, mode 0600: what it holds is masked, but it describes the stack's secrets."""
+    try:
+        write_private(path, dumps(plan))
+    except OSError as exc:
+        raise OpsError(f"cannot write plan {path}: {exc.strerror}") from None
 
 
 def load_plan(path: str | Path) -> dict[str, Any]:

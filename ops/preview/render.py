@@ -13,7 +13,7 @@ from typing import Any
 
 from ops.core import reporting
 from ops.preview.model import (ACTIONS, CREATE, DELETE, MASK, READ, REPLACE, SAME, SEVERITIES, UNKNOWN, UPDATE,
-                               ResourceChange, Review, short_type)
+                               PropertyChange, ResourceChange, Review, short_type)
 
 JSON_FORMAT = "umami-ops-preview-review"
 JSON_VERSION = 1
@@ -40,7 +40,7 @@ _code = reporting.markdown_code
 _cell = reporting.markdown
 
 
-def _inline(text: str) -> str:
+def inline(text: str) -> str:
     """Risk prose whose `backticked` parts are names: the prose escaped as Markdown, the names as code."""
     parts = text.split("`")
     if len(parts) % 2 == 0 or any(_cell(part) != part for part in parts[1::2]):
@@ -79,7 +79,7 @@ def _property_rows(change: ResourceChange) -> list[Row]:
     return rows
 
 
-def _visible(review: Review) -> list[ResourceChange]:
+def visible_changes(review: Review) -> list[ResourceChange]:
     order = {action: index for index, action in enumerate(ACTIONS)}
     shown = [c for c in review.changes if c.action not in (SAME, READ)]
     return sorted(shown, key=lambda c: (order.get(c.action, len(order)), c.urn))
@@ -92,12 +92,12 @@ def _md_risks(review: Review) -> list[str]:
         return ["No risks found."]
     lines = ["| Severity | Risk | Resource | Why it matters |", "| --- | --- | --- | --- |"]
     for finding in review.findings:
-        lines.append(f"| **{_cell(finding.severity.upper())}** | {_inline(finding.title)} | "
-                     f"{_code(finding.resource)} ({_cell(short_type(finding.type))}) | {_inline(finding.detail)} |")
+        lines.append(f"| **{_cell(finding.severity.upper())}** | {inline(finding.title)} | "
+                     f"{_code(finding.resource)} ({_cell(short_type(finding.type))}) | {inline(finding.detail)} |")
     return lines
 
 
-def _md_change(change: ResourceChange) -> str:
+def change_block(change: ResourceChange) -> str:
     lines = [f"**{SYMBOL[change.action]} {LABEL[change.action]}** {_code(change.name)} · "
              f"{_cell(short_type(change.type))}"]
     rows = _property_rows(change)
@@ -111,21 +111,25 @@ def _md_change(change: ResourceChange) -> str:
     return "\n".join(lines) + "\n\n"
 
 
+def config_line(change: PropertyChange) -> str:
+    """One config change as a Markdown list item (no line break)."""
+    return f"- {_code(change.path)}: {_code(value_text(change.old))} → {_code(value_text(change.new))}"
+
+
 def markdown(review: Review, limit: int = COMMENT_LIMIT) -> str:
     """The review as Markdown of at most `limit` characters, summary and risks first."""
-    head = [f"### {_inline(review.title)}", "", f"**{summary_line(review)}**", ""]
+    head = [f"### {inline(review.title)}", "", f"**{summary_line(review)}**", ""]
     head += [f"> {_cell(note)}" for note in review.notes] + ([""] if review.notes else [])
     head += ["#### Risks", ""] + _md_risks(review) + [""]
     if review.config_changes:
         head += ["#### Config changes", ""]
-        head += [f"- {_code(c.path)}: {_code(value_text(c.old))} → {_code(value_text(c.new))}"
-                 for c in review.config_changes] + [""]
+        head += [config_line(c) for c in review.config_changes] + [""]
     footer = f"<sub>{_cell(review.source)} · `python -m ops.preview`</sub>\n"
     out = "\n".join(head) + "\n"
     reserve = len(footer) + 200  # room for the "not shown" line
     if len(out) + reserve > limit:  # even the risks do not fit: keep as many rows as fit
         out = _cut_lines(out, limit - reserve) + "\n"
-    blocks = [_md_change(change) for change in _visible(review)]
+    blocks = [change_block(change) for change in visible_changes(review)]
     body = ["#### Changes\n\n"] if blocks else []
     used = len(out) + len(body[0] if body else "")
     omitted = 0
@@ -171,7 +175,7 @@ def plain_text(review: Review) -> str:
     if review.config_changes:
         lines += ["", "CONFIG"]
         lines += [f"  {c.path}: {value_text(c.old)} -> {value_text(c.new)}" for c in review.config_changes]
-    visible = _visible(review)
+    visible = visible_changes(review)
     if visible:
         lines += ["", "CHANGES"]
     for change in visible:
@@ -204,7 +208,7 @@ def as_json(review: Review) -> str:
             {"urn": c.urn, "type": c.type, "name": c.name, "action": c.action,
              "replaceKeys": c.replace_keys, "oldProtect": c.old_protect, "newProtect": c.new_protect,
              "properties": [_camel(asdict(p)) for p in c.properties]}
-            for c in _visible(review)
+            for c in visible_changes(review)
         ],
     })
     return reporting.dumps(document, sort_keys=True, ensure_ascii=False)

@@ -7,7 +7,9 @@ step `{"op", "urn", "provider", "oldState", "newState", "diffReasons",
 (`type`, `id`, `inputs`, `outputs`, `protect`, `retainOnDelete`, ...) with
 secrets already shown as "[secret]". A replacement may appear as one `replace`
 step or, with --show-replacement-steps, as create-replacement / replace /
-delete-replaced; they are folded into one change.
+delete-replaced; they are folded into one change. The same preview streamed as
+engine events (PULUMI_ENABLE_STREAMING_JSON_PREVIEW=true, the only JSON with the
+policy violations) is read too, through `events`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 from ops.core import documents
 from ops.core.errors import OpsError
 from ops.core.jsonfile import read_json
+from ops.preview import events
 from ops.preview.diff import property_changes
 from ops.preview.model import (CREATE, DELETE, READ, REPLACE, SAME, UPDATE, PropertyChange, ResourceChange,
                                Review, top_level_key)
@@ -37,7 +40,10 @@ _PATH_TOKEN = re.compile(r'\.?([A-Za-z0-9_$-]+)|\[(\d{1,9})\]|\["((?:[^"\\]|\\.)
 
 
 def load_preview(path: str | Path) -> dict[str, Any]:
-    """The digest, checked against the fields this module reads; else a one-line OpsError naming the file."""
+    """The digest (or the one a stream of engine events makes), checked against the fields this module
+    reads; else a one-line OpsError naming the file."""
+    if events.is_event_stream(path):
+        return events.digest_of(events.read_events(path))
     data = read_json(path, "preview")
     if not isinstance(data, dict) or not (DIGEST_KEYS & set(data)):
         raise OpsError(f"{path} is not a `pulumi preview --json` document (no steps or changeSummary)")

@@ -186,6 +186,7 @@ def test_role_equal_to_the_admin_from_the_secret_fails_in_one_line():
                        "use a dedicated role such as umami_user")
 
 
-def test_another_admin_from_the_secret_is_fine():
+def test_another_admin_from_the_secret_is_fine_once_configured():
+    # A preview reads no secret, so the admin's name is config (umami:adminUsername, default postgres).
     handler = OfflineHandler(admin_secret={"username": "master", "password": "x"})
-    assert run_dev(handler=handler).outputs["dbAdminRole"] == "master"
+    assert run_dev({"adminUsername": "master"}, handler=handler).outputs["dbAdminRole"] == "master"

@@ -36,8 +36,10 @@ from ops.metrics import snapshot
 from ops.metrics.__main__ import main as metrics_main
 from ops.metrics.collect import collect_cloudwatch
 from ops.metrics.thresholds import DEFINITIONS
+from ops.preview import events as preview_events
 from ops.preview import plan
 from ops.preview import render as preview_render
+from ops.preview import reviews as preview_reviews
 from ops.preview import summarize as preview_summarize
 from ops.preview.__main__ import main as preview_main
 from ops.preview.diff import diff_plans
@@ -100,7 +102,8 @@ def test_every_schema_is_valid_draft_2020_12_and_named_by_its_format_and_version
 WRITTEN = {(snapshot.FORMAT, snapshot.VERSION), (metrics_render.DIFF_FORMAT, metrics_render.DIFF_VERSION),
            (plan.PLAN_FORMAT, plan.PLAN_VERSION), (preview_render.JSON_FORMAT, preview_render.JSON_VERSION),
            (verify_report.JSON_FORMAT, verify_report.JSON_VERSION)}
-READ = {(kind.format, version) for kind in (snapshot.KIND, plan.KIND, preview_summarize.KIND)
+READ = {(kind.format, version) for kind in (snapshot.KIND, plan.KIND, preview_summarize.KIND, preview_events.KIND,
+                                            preview_reviews.KIND)
         for version in kind.versions}
 
 
@@ -486,6 +489,28 @@ def test_fuzzed_previews_fail_in_one_line_or_summarize(tmp_path, capsys):
         problems += run_fuzz(capsys, preview_main, target, cases, review_argv("summarize", target), REVIEW)
         every += cases
     assert_fuzzed(problems, every)
+
+
+def test_fuzzed_event_streams_fail_in_one_line_or_summarize(tmp_path, capsys):
+    """Every field shape of every kind of line of a streamed preview, damaged in place: the stream is
+    valid exactly when the damaged line still is."""
+    lines = (ROOT / "tests" / "fixtures" / "preview" / "policy-events.jsonl").read_text().splitlines()
+    rng = random.Random(SEED)
+    target = tmp_path / "events.jsonl"
+    cases = []
+    seen: set[str] = set()
+    for index, line in enumerate(lines):
+        event = json.loads(line)
+        kind = next(key for key in event if key not in ("sequence", "timestamp"))
+        if kind in seen:
+            continue
+        seen.add(kind)
+        for case in field_cases(event, preview_events.KIND, rng, extra=5, opaque=frozenset({"inputs", "outputs"})):
+            text = "\n".join(lines[:index] + [case.text] + lines[index + 1:]) + "\n"
+            cases.append(Case(f"line {index + 1} {case.label}", text, case.valid))
+    assert {"preludeEvent", "resourcePreEvent", "diagnosticEvent", "policyEvent", "summaryEvent"} <= seen
+    problems = run_fuzz(capsys, preview_main, target, cases, review_argv("summarize", target), REVIEW)
+    assert_fuzzed(problems, cases)
 
 
 def test_fuzzed_plans_fail_in_one_line_or_diff(plans, tmp_path, capsys):

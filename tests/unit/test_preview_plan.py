@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import shutil
@@ -11,10 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from components.config import SECRET_KEYS
 from ops.core.errors import OpsError
 from ops.engine.offline import OfflineHandler
 from ops.preview import plan
 from ops.engine.program import PROJECT_ROOT, parse_overrides
+from tests.unit.test_config_keys import CONFIG_SOURCES
 
 STACK = "dev"
 
@@ -211,3 +214,75 @@ def test_a_urn_listed_twice_or_plans_of_two_stacks_are_one_line(dev_plan_text, t
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 2 and stdout == ""
     assert stderr == f"error: {base} plans stack dev and {head} stack prod: compare two plans of the same stack\n"
+
+
+# -- secrets by meaning: masked however they were given ------------------------------------------------
+
+@pytest.fixture
+def plain_project(tmp_path) -> Path:
+    """A project whose admin login is config (no adminSecretArn), the password not `secure:`."""
+    for name in ("Pulumi.yaml", "__main__.py"):
+        shutil.copy(PROJECT_ROOT / name, tmp_path / name)
+    (tmp_path / "components").symlink_to(PROJECT_ROOT / "components")
+    dev = (PROJECT_ROOT / "Pulumi.dev.yaml").read_text()
+    (tmp_path / "Pulumi.plain.yaml").write_text(
+        dev.replace("  umami:adminSecretArn:", "  umami:adminUsername: postgres\n  # umami:adminSecretArn:"))
+    return tmp_path
+
+
+def test_set_admin_password_is_in_no_plan_and_no_diff_and_the_plan_is_private(plain_project, tmp_path):
+    plans = {}
+    for name, password in (("base", "old-secret-123"), ("head", "hunter2-xyz")):
+        out = tmp_path / f"{name}.json"
+        process = cli("plan", "--stack", "plain", "--project-dir", str(plain_project),
+                      "--set", f"umami:adminPassword={password}", "--out", str(out))
+        _, stderr = process.communicate(timeout=120)
+        assert process.returncode == 0, stderr
+        assert password not in stderr and out.stat().st_mode & 0o777 == 0o600
+        plans[name] = out.read_text()
+        assert password not in plans[name]
+        assert json.loads(plans[name])["config"]["umami:adminPassword"] == plan.MASK
+    process = cli("diff", str(tmp_path / "base.json"), str(tmp_path / "head.json"), "--format", "markdown")
+    markdown, _ = process.communicate(timeout=60)
+    assert process.returncode == 0 and "hunter2" not in markdown and "old-secret" not in markdown
+
+
+def test_a_plain_password_in_the_stack_file_is_masked(plain_project):
+    stack = plain_project / "Pulumi.plain.yaml"
+    stack.write_text(stack.read_text() + "  umami:adminPassword: hunter2-in-the-file\n")
+    manifest = plan.build_plan("plain", {}, plain_project)
+    assert "hunter2-in-the-file" not in plan.dumps(manifest)
+    assert manifest["config"]["umami:adminPassword"] == plan.MASK
+
+
+def test_a_password_from_the_environment_is_read_by_the_program_and_masked(plain_project, monkeypatch):
+    environ = {"PULUMI_CONFIG_UMAMI_ADMINPASSWORD": "from-env-var-1",
+               "PULUMI_CONFIG": json.dumps({"umami:adminPassword": "from-env-json-2"})}
+    assert plan.supplied_secrets({}, ("umami:adminPassword",), environ) == ["from-env-var-1", "from-env-json-2"]
+    assert plan.mask_value({"url": "u:from-env-var-1@h"}, ["from-env-var-1"]) == {"url": f"u:{plan.MASK}@h"}
+    monkeypatch.setenv("PULUMI_CONFIG_UMAMI_ADMINPASSWORD", "from-env-var-1")
+    # The program requires adminPassword here: the plan runs only because it read the environment.
+    manifest = plan.build_plan("plain", {}, plain_project)
+    assert "from-env-var-1" not in plan.dumps(manifest)
+
+
+def test_an_error_line_never_shows_a_secret_key_even_set_in_plain():
+    process = cli("plan", "--stack", STACK, "--set", "umami:adminPassword=hunter2-xyz")
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 2 and stdout == "" and "hunter2" not in stderr
+    assert "umami:adminSecretArn and umami:adminPassword are both set" in stderr
+
+
+def test_the_secret_keys_are_one_fact_read_without_importing_the_program():
+    read_as_secret = set()
+    for source in CONFIG_SOURCES:
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "secret" and node.args:
+                read_as_secret.add(node.args[0].value)
+    assert read_as_secret == set(SECRET_KEYS) == {"adminPassword"}
+    assert plan.declared_secret_keys(PROJECT_ROOT) == {"umami:adminPassword"}
+    # A base checkout is planned in the same process: `components` must still be its own to import.
+    probe = ("import sys; from pathlib import Path; from ops.preview import plan; "
+             "print(sorted(plan.declared_secret_keys(Path('.'))), any(m.startswith('components') for m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "['umami:adminPassword'] False", result.stderr

@@ -20,6 +20,7 @@ import pytest
 from ops.core.errors import OpsError
 from ops.preview.model import CREATE, CRITICAL, DELETE, HIGH, MEDIUM, REPLACE, UNKNOWN, UPDATE
 from ops.preview.render import COMMENT_LIMIT, markdown, plain_text
+from ops.preview.events import digest_of, read_events, violations_of
 from ops.preview.summarize import load_preview, lookup, summarize
 from ops.engine.program import PROJECT_ROOT
 
@@ -193,3 +194,52 @@ def test_lookup_follows_pulumi_property_paths(path, expected):
     value = {"tags": {"Owner": "team", "aws:cloudformation:stack": "s"},
              "ingress": [{}, {"cidrBlocks": ["0.0.0.0/0"]}]}
     assert lookup(value, path) == expected
+
+
+# -- the same preview streamed as engine events (PULUMI_ENABLE_STREAMING_JSON_PREVIEW=true) ------------
+
+EVENTS = FIXTURES / "policy-events.jsonl"  # replace.json's steps as events, a secret version, violations
+
+
+def test_a_streamed_preview_reviews_like_its_digest():
+    streamed, digest = summarize(load_preview(EVENTS)), review_of("replace")
+    assert streamed.findings == digest.findings
+    by_urn = {change.urn: change for change in streamed.changes}
+    for change in digest.changes:
+        assert by_urn[change.urn] == change, change.name
+    secret = next(c for c in streamed.changes if c.name == "umami-db-credentials-value")
+    # Pulumi blinds secrets in events ({sig: secret, ciphertext: "[secret]"}); the review shows [secret].
+    assert [(p.path, p.old, p.new) for p in secret.properties] == [("secretString", "[secret]", "[secret]")]
+    assert "1b47061264138c4ac30d75fd1eb44270" not in json.dumps(load_preview(EVENTS))
+
+
+def test_streamed_diagnostics_keep_errors_drop_ephemeral_lines_and_colours(tmp_path):
+    events = read_events(EVENTS)
+    digest = digest_of(events)
+    assert [d["message"] for d in digest["diagnostics"]] == ["warning: the schema is replaced\n"]
+    assert digest["changeSummary"] == {"replace": 3, "update": 1, "same": 30}
+    assert [(v.policy, v.level, v.severity, bool(v.urn)) for v in violations_of(events)] == [
+        ("stateful-database-resources-protected", "mandatory", CRITICAL, True),
+        ("required-tags", "advisory", MEDIUM, False)]
+    failed = tmp_path / "failed.jsonl"
+    failed.write_text(EVENTS.read_text() + json.dumps(
+        {"sequence": 99, "diagnosticEvent": {"message": "<{%fg 1%}>error: boom<{%reset%}>", "severity": "error"}}) + "\n")
+    assert summarize(load_preview(failed)).notes == ["preview error: error: boom"]
+
+
+@pytest.mark.parametrize(("line", "problem"), [
+    ("{not json", "line 3 is not a JSON event"),
+    ('{"sequence": 2, "resourcePreEvent": {"metadata": {"op": "update"}}}', "line 3: /resourcePreEvent/metadata/urn: required but missing"),
+    ('{"sequence": 2, "policyEvent": {"message": "m", "policyName": "", "policyPackName": "p", "enforcementLevel": "mandatory"}}',
+     "line 3: /policyEvent/policyName"),
+    ('{"sequence": NaN}', "line 3 is not a JSON event"),
+])
+def test_a_damaged_event_line_is_one_line_naming_it(tmp_path, line, problem):
+    lines = EVENTS.read_text().splitlines()
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join(lines[:2] + [line] + lines[3:]) + "\n")
+    result = subprocess.run([sys.executable, "-m", "ops.preview", "summarize", str(path)], cwd=PROJECT_ROOT,
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and result.stdout == "" and "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"error: {path}: line 3") and problem in result.stderr
+    assert len(result.stderr.splitlines()) == 1
