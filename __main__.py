@@ -106,6 +106,9 @@ contract.export(
         "dbAdminRole": pulumi.Output.unsecret(pulumi.Output.from_input(admin.username)),
         "dbDropSchemaCascade": True if cfg.database.drop_schema_cascade else None,
         "applicationRoles": list(cfg.database.application_roles),
+        "tenants": [],  # filled by the tenants component (umami:tenants)
+        "tenantRegistry": None,
+        "tenantServiceRole": None,
         "auroraClusterIdentifier": cfg.database.cluster_identifier,  # set, or taken from dbHost
         "auroraInstanceIdentifiers": list(cfg.database.instance_identifiers),
         "dbMaxConnections": cfg.database.max_connections,

@@ -82,6 +82,12 @@ OUTPUTS: tuple[Output, ...] = (
          optional=True),
     _out("database", "applicationRoles", list[str], "configured application roles (empty: discovered)",
          items="role names"),
+    _out("database", "tenants", list[str], "declared tenant names (`umami:tenants`); each has schema and role "
+         "`tenant_<name>`", items="tenant names"),
+    _out("database", "tenantRegistry", str, "the tenant registry table, `schema.table`, when configured",
+         optional=True),
+    _out("database", "tenantServiceRole", str, "the role that may read the tenant registry, when configured",
+         optional=True),
     _out("database", "auroraClusterIdentifier", str,
          "the Aurora cluster, set or taken from `dbHost`; for alarms and metrics", optional=True),
     _out("database", "auroraInstanceIdentifiers", list[str], "the Aurora instances, for alarms and metrics",
@@ -196,6 +202,9 @@ class DatabaseOutputs:
     admin_role: str | None = None
     drop_schema_cascade: bool | None = None  # None: not in the outputs (false by default)
     application_roles: tuple[str, ...] = ()
+    tenants: tuple[str, ...] = ()  # declared tenant names: schema and role facts.tenant_schema/tenant_role(name)
+    tenant_registry: str | None = None  # "schema.table" of the registry (id, name, schema_name, active)
+    tenant_service_role: str | None = None
     aurora_cluster_identifier: str | None = None
     aurora_instance_identifiers: tuple[str, ...] = ()
     max_connections: int | None = None
@@ -264,7 +273,8 @@ _FIELDS = {
     "dbConnectionBudget": "connection_budget", "dbStatementTimeoutMs": "statement_timeout_ms",
     "dbIdleInTransactionTimeoutMs": "idle_in_transaction_timeout_ms", "dbSchema": "schema", "dbRole": "role",
     "dbAdminRole": "admin_role", "dbDropSchemaCascade": "drop_schema_cascade",
-    "applicationRoles": "application_roles", "auroraClusterIdentifier": "aurora_cluster_identifier",
+    "applicationRoles": "application_roles", "tenants": "tenants", "tenantRegistry": "tenant_registry",
+    "tenantServiceRole": "tenant_service_role", "auroraClusterIdentifier": "aurora_cluster_identifier",
     "auroraInstanceIdentifiers": "aurora_instance_identifiers", "dbMaxConnections": "max_connections",
     "dbSecretArn": "db_secret_arn", "dbSecretName": "db_secret_name", "appSecretArn": "app_secret_arn",
     "adminSecretArn": "admin_secret_arn", "umamiAdminSecretArn": "umami_admin_secret_arn",

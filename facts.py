@@ -17,6 +17,16 @@ CONFIG_NAMESPACE = "umami"
 # otherwise; `ops` assumes the same before anything is deployed.
 DEFAULT_SCHEMA = "umami"
 DEFAULT_ROLE = "umami_user"
+# Schema-per-tenant: tenant NAME lives in schema tenant_NAME, reached by role tenant_NAME.
+TENANT_PREFIX = "tenant_"
+
+
+def tenant_schema(name: str) -> str:
+    return f"{TENANT_PREFIX}{name}"
+
+
+def tenant_role(name: str) -> str:
+    return f"{TENANT_PREFIX}{name}"
 
 # The dev stack's region (Pulumi.dev.yaml); offline runs use it when aws:region is not set,
 # so the fake ARNs they print look like the real ones.
