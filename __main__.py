@@ -15,6 +15,7 @@ from components.database_parts.admin import admin_credentials
 from components.database_parts.deployer_access import deployer_ingress
 from components.monitoring_parts.alarms import Watched
 from components.database import UmamiDatabase
+from components.isolated_schema import tenant_schemas
 from components.monitoring import UmamiMonitoring
 from components.secrets import UmamiSecrets
 from components.service import UmamiService
@@ -43,6 +44,16 @@ database = UmamiDatabase(
     role_password_verifier=secrets.db_password_verifier,  # PostgreSQL never sees the password
     protect=cfg.protect,
     reachable_after=[deployer_rule] if deployer_rule else [],
+)
+# Schema-per-tenant (umami:tenants): each its own schema, role and secret, through the same provider.
+tenant_schemas(
+    cfg.tenants,
+    database=cfg.database,
+    secrets=cfg.secrets,
+    admin_username=admin.username,
+    provider=database.provider,
+    tags=tagging.for_component("tenants"),
+    protect=cfg.protect,
 )
 
 service = None
@@ -106,9 +117,9 @@ contract.export(
         "dbAdminRole": pulumi.Output.unsecret(pulumi.Output.from_input(admin.username)),
         "dbDropSchemaCascade": True if cfg.database.drop_schema_cascade else None,
         "applicationRoles": list(cfg.database.application_roles),
-        "tenants": [],  # filled by the tenants component (umami:tenants)
-        "tenantRegistry": None,
-        "tenantServiceRole": None,
+        "tenants": list(cfg.tenants.names),  # each has schema and role tenant_<name>
+        "tenantRegistry": cfg.tenants.registry,  # kept by `python -m ops.tenants registry --apply`
+        "tenantServiceRole": cfg.tenants.service_role,
         "auroraClusterIdentifier": cfg.database.cluster_identifier,  # set, or taken from dbHost
         "auroraInstanceIdentifiers": list(cfg.database.instance_identifiers),
         "dbMaxConnections": cfg.database.max_connections,

@@ -10,6 +10,9 @@ The privilege model (README, "Privilege model"; declared once in privilege_model
     default privs     FOR ROLE admin IN SCHEMA umami: tables and sequences a DBA creates stay usable
     extension         pgcrypto in the schema, retained on delete (Umami's first migration needs it)
 
+The role, schema, grant and default privileges come from `declare_isolated_schema`
+(components/isolated_schema.py), which every tenant's schema shares; pgcrypto is Umami's alone.
+
 Deliberately absent: any grant on tables or sequences of the schema (they do not
 exist at deploy time and umami_user owns them later; declaring them causes
 perpetual drift), and anything at all outside the schema.
@@ -23,14 +26,10 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_postgresql as postgresql
 
-from components.shared import scram
 from components.config import DatabaseConfig
-from privilege_model import DefaultPrivileges, PrivilegeModel, model_for
-
-# The model's role attributes as the provider's Role arguments.
-ROLE_ATTRIBUTE_ARGS = {"LOGIN": "login", "INHERIT": "inherit", "SUPERUSER": "superuser",
-                       "CREATEDB": "create_database", "CREATEROLE": "create_role", "REPLICATION": "replication",
-                       "BYPASSRLS": "bypass_row_level_security"}
+from components.isolated_schema import ROLE_ATTRIBUTE_ARGS, declare_isolated_schema  # noqa: F401 (re-exported)
+from components.isolated_schema import require_verifier as _require_verifier  # noqa: F401 (re-exported)
+from privilege_model import model_for
 
 
 @dataclass(frozen=True)
@@ -78,56 +77,16 @@ class UmamiDatabase(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(reachable_after)),
         )
         on_db = pulumi.ResourceOptions(parent=self, provider=self.provider)
-        stateful = pulumi.ResourceOptions.merge(on_db, pulumi.ResourceOptions(protect=protect))
         model = model_for(
             database=config.name, schema=config.schema, role=config.role, admin_role=admin.username,
             connection_limit=config.connection_limit, statement_timeout_ms=config.statement_timeout_ms,
             idle_in_transaction_timeout_ms=config.idle_in_transaction_timeout_ms)
-
-        self.role = postgresql.Role(
-            f"{name}-role",
-            name=model.role,
-            # Only a SCRAM verifier: PostgreSQL stores it as is, so the password itself is never in a
-            # statement the server may log. The provider passes it through (resourcePostgreSQLRoleCreate:
-            # `ENCRYPTED PASSWORD '<value>'`; setRolePassword: `ALTER ROLE .. PASSWORD '<value>'`) and,
-            # with superuser=false, never reads it back (readRolePassword returns the state's value):
-            # terraform-provider-postgresql postgresql/resource_postgresql_role.go. No diff, ever.
-            password=pulumi.Output.secret(pulumi.Output.from_input(role_password_verifier).apply(_require_verifier)),
-            **{arg: model.has(attribute) for attribute, arg in ROLE_ATTRIBUTE_ARGS.items()},
-            roles=list(model.memberships),
-            connection_limit=model.connection_limit,
-            search_paths=list(model.search_path),
-            statement_timeout=model.statement_timeout_ms,
-            idle_in_transaction_session_timeout=model.idle_in_transaction_timeout_ms,
-            opts=stateful,
-        )
-
-        self.schema = postgresql.Schema(
-            f"{name}-schema",
-            name=model.schema,
-            database=model.database,
-            owner=model.admin_role,
-            if_not_exists=True,
-            drop_cascade=config.drop_schema_cascade,
-            # A destroy keeps the schema (Umami's data, the retained pgcrypto) unless dropSchemaCascade
-            # is set: DROP SCHEMA ... RESTRICT would otherwise fail on them (SQLSTATE 2BP01).
-            opts=pulumi.ResourceOptions.merge(stateful, pulumi.ResourceOptions(
-                retain_on_delete=not config.drop_schema_cascade)),
-        )
-
-        self.schema_grant = postgresql.Grant(
-            f"{name}-schema-usage",
-            database=model.database,
-            role=self.role.name,
-            schema=self.schema.name,
-            object_type="schema",
-            privileges=list(model.schema_privileges),
-            with_grant_option=False,
-            opts=on_db,
-        )
-
-        self.default_privileges = [self._default_privileges(name, model, defaults, on_db)
-                                   for defaults in model.default_privileges]
+        # The same objects every isolated schema has (components/isolated_schema.py), declared here as
+        # this component's own children, where the stack's state has always had them.
+        objects = declare_isolated_schema(name, model=model, password_verifier=role_password_verifier,
+                                          protect=protect, drop_schema_cascade=config.drop_schema_cascade, opts=on_db)
+        self.role, self.schema = objects.role, objects.schema
+        self.schema_grant, self.default_privileges = objects.schema_grant, list(objects.default_privileges)
 
         # Umami's first migration runs CREATE EXTENSION IF NOT EXISTS "pgcrypto", which the
         # role could not do itself. Retained on delete: another app may have come to use it.
@@ -144,8 +103,8 @@ class UmamiDatabase(pulumi.ComponentResource):
             name="pgcrypto",
             database=config.name,
             schema=self.schema.name,
-            opts=pulumi.ResourceOptions.merge(stateful, pulumi.ResourceOptions(
-                retain_on_delete=True, ignore_changes=["schema"])),
+            opts=pulumi.ResourceOptions.merge(on_db, pulumi.ResourceOptions(
+                protect=protect, retain_on_delete=True, ignore_changes=["schema"])),
         )
 
         self.role_name = self.role.name
@@ -155,26 +114,3 @@ class UmamiDatabase(pulumi.ComponentResource):
             "schemaName": self.schema.name,
             "extension": self.pgcrypto.name,
         })
-
-    def _default_privileges(self, name: str, model: PrivilegeModel, defaults: DefaultPrivileges,
-                            opts: pulumi.ResourceOptions) -> postgresql.DefaultPrivileges:
-        """Objects of one type the admin creates in the schema stay usable by the role."""
-        return postgresql.DefaultPrivileges(
-            f"{name}-default-{defaults.object_type}s",
-            database=model.database,
-            owner=model.admin_role,
-            role=self.role.name,
-            schema=self.schema.name,
-            object_type=defaults.object_type,
-            privileges=list(defaults.privileges),
-            with_grant_option=False,
-            opts=opts,
-        )
-
-
-def _require_verifier(value: str) -> str:
-    """The role's password input, only if it is a SCRAM-SHA-256 verifier (never the password)."""
-    if not isinstance(value, str) or not scram.is_verifier(value):
-        raise pulumi.RunError("the umami role's password must be given to PostgreSQL as a SCRAM-SHA-256 "
-                              "verifier (UmamiSecrets.db_password_verifier), never in plain text")
-    return value

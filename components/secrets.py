@@ -13,6 +13,10 @@ Two secrets (three with the service):
   gives `passwordHash` to Umami in place of the default password `umami` that Umami's first
   migration sets; the team reads the password here.
 
+The pieces below the component (a role's generated password with its SCRAM verifier, a
+stored secret, the login document) are shared with `IsolatedSchema` (components/isolated_schema.py),
+whose tenants get the same credentials minus what is Umami's own (its DATABASE_URLs).
+
 Every generated value stays a Pulumi secret from generation to storage. The
 plain password goes only into Secrets Manager (Umami needs it); PostgreSQL gets
 a SCRAM-SHA-256 verifier of it (components/shared/scram.py) built with a salt kept in
@@ -23,6 +27,8 @@ password's bcrypt hash (components/shared/bcrypt_hash.py) is salted the same way
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
 import pulumi
@@ -49,17 +55,23 @@ def database_url(username: str, password: str, host: str, port: int, database: s
     )
 
 
-def credentials_document(username: str, password: str, db: DatabaseConfig) -> str:
-    """The JSON stored in the credentials secret (the contract of README, "Secrets")."""
-    document = {
+def login_document(username: str, password: str, db: DatabaseConfig, schema: str) -> dict[str, Any]:
+    """A login to `schema` of the stack's database: the keys every credentials secret of the stack
+    holds (Umami's adds its DATABASE_URL; a tenant's has nothing else)."""
+    return {
         "username": username,
         "password": password,
         "host": db.host,
         "port": db.port,
         "database": db.name,
-        "schema": db.schema,
-        "DATABASE_URL": database_url(username, password, db.host, db.port, db.name, db.schema, db.sslmode),
+        "schema": schema,
     }
+
+
+def credentials_document(username: str, password: str, db: DatabaseConfig) -> str:
+    """The JSON stored in the credentials secret (the contract of README, "Secrets")."""
+    document = login_document(username, password, db, db.schema)
+    document["DATABASE_URL"] = database_url(username, password, db.host, db.port, db.name, db.schema, db.sslmode)
     if db.reader_host:
         # Umami 3.1 opens a second client on it for its raw analytics queries.
         document["DATABASE_REPLICA_URL"] = database_url(username, password, db.reader_host, db.port, db.name,
@@ -98,25 +110,9 @@ class UmamiSecrets(pulumi.ComponentResource):
         super().__init__("umami:secrets:UmamiSecrets", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
-        self.db_password = random.RandomPassword(
-            f"{name}-db-password",
-            length=PASSWORD_LENGTH,
-            special=True,
-            override_special=PASSWORD_SPECIALS,
-            min_lower=4, min_upper=4, min_numeric=4, min_special=2,
-            opts=child,
-        )
-        # The salt of the password's SCRAM verifier: random once, then kept in state like the
-        # password, so the verifier (the role's `password` input) never changes between runs.
-        self.db_password_salt = random.RandomBytes(
-            f"{name}-db-password-salt",
-            length=scram.SALT_LENGTH,
-            opts=child,
-        )
-        # What PostgreSQL receives instead of the password (no plain text in its logs).
-        self.db_password_verifier: pulumi.Output[str] = pulumi.Output.secret(
-            pulumi.Output.all(self.db_password.result, self.db_password_salt.base64).apply(
-                lambda values: scram.verifier_from_b64_salt(values[0], values[1])))
+        db_login = role_password(f"{name}-db-password", parent=self)
+        self.db_password, self.db_password_salt = db_login.password, db_login.salt
+        self.db_password_verifier: pulumi.Output[str] = db_login.verifier
         self.app_secret = random.RandomPassword(
             f"{name}-app-secret",
             length=APP_SECRET_LENGTH,
@@ -124,16 +120,17 @@ class UmamiSecrets(pulumi.ComponentResource):
             opts=child,
         )
 
-        self.db_secret, self.db_secret_version = self._stored_secret(
+        stored = dict(secrets=secrets, tags=tags, protect=protect, parent=self)
+        self.db_secret, self.db_secret_version = stored_secret(
             f"{name}-db-credentials", secrets.db_secret_name,
             f"Umami database credentials (role {database.role}, schema {database.schema})",
             self.db_password.result.apply(lambda password: credentials_document(database.role, password, database)),
-            secrets, tags, protect,
+            **stored,
         )
-        self.app_secret_secret, self.app_secret_version = self._stored_secret(
+        self.app_secret_secret, self.app_secret_version = stored_secret(
             f"{name}-app-secret", secrets.app_secret_name,
             "Umami APP_SECRET (signs sessions; independent of the database password)",
-            self.app_secret.result, secrets, tags, protect,
+            self.app_secret.result, **stored,
         )
 
         self.admin_secret_arn: pulumi.Output[str] | None = None
@@ -154,14 +151,7 @@ class UmamiSecrets(pulumi.ComponentResource):
                      ) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
         """Umami's admin password, its bcrypt hash (salt kept in state: no diff) and their secret."""
         child = pulumi.ResourceOptions(parent=self)
-        self.admin_password = random.RandomPassword(
-            f"{name}-admin-password",
-            length=PASSWORD_LENGTH,
-            special=True,
-            override_special=PASSWORD_SPECIALS,
-            min_lower=4, min_upper=4, min_numeric=4, min_special=2,
-            opts=child,
-        )
+        self.admin_password = generated_password(f"{name}-admin-password", child)
         self.admin_password_salt = random.RandomBytes(
             f"{name}-admin-password-salt",
             length=bcrypt_hash.SALT_LENGTH,
@@ -169,30 +159,66 @@ class UmamiSecrets(pulumi.ComponentResource):
         )
         document = pulumi.Output.all(self.admin_password.result, self.admin_password_salt.base64).apply(
             lambda values: admin_login_document(values[0], values[1]))
-        secret, self.admin_secret_version = self._stored_secret(
+        secret, self.admin_secret_version = stored_secret(
             f"{name}-admin-login", ADMIN_LOGIN_SECRET_NAME,
             f"Umami's {UMAMI_ADMIN_USERNAME} login (replaces the default password at the first deploy)",
-            document, secrets, tags, protect,
+            document, secrets=secrets, tags=tags, protect=protect, parent=self,
         )
         return secret.arn, secret.name
 
-    def _stored_secret(self, name: str, secret_name: str, description: str, value: pulumi.Input[str],
-                       secrets: SecretsConfig, tags: dict[str, str], protect: bool
-                       ) -> tuple[aws.secretsmanager.Secret, aws.secretsmanager.SecretVersion]:
-        """A Secrets Manager secret (protected: it is what the service reads) and its value."""
-        secret = aws.secretsmanager.Secret(
-            name,
-            name=secret_name,
-            description=description,
-            kms_key_id=secrets.kms_key_id,
-            recovery_window_in_days=secrets.recovery_window_days,
-            tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, protect=protect),
-        )
-        version = aws.secretsmanager.SecretVersion(
-            f"{name}-value",
-            secret_id=secret.id,
-            secret_string=pulumi.Output.secret(value),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        return secret, version
+
+# -- the pieces every component with a login shares (UmamiSecrets, IsolatedSchema) ------------
+
+def generated_password(name: str, opts: pulumi.ResourceOptions) -> random.RandomPassword:
+    """A 40-character password with specials that survive shells and config files."""
+    return random.RandomPassword(
+        name,
+        length=PASSWORD_LENGTH,
+        special=True,
+        override_special=PASSWORD_SPECIALS,
+        min_lower=4, min_upper=4, min_numeric=4, min_special=2,
+        opts=opts,
+    )
+
+
+@dataclass(frozen=True)
+class RolePassword:
+    """A role's generated password, the salt of its SCRAM verifier and the verifier itself."""
+
+    password: random.RandomPassword
+    salt: random.RandomBytes
+    verifier: pulumi.Output[str]  # what PostgreSQL receives instead of the password (a Pulumi secret)
+
+
+def role_password(name: str, *, parent: pulumi.Resource) -> RolePassword:
+    """`name` (the password) and `name`-salt, children of `parent`. The salt is random once, then
+    kept in state like the password, so the verifier (the role's `password` input) never changes
+    between runs and the plain password never reaches PostgreSQL or its logs."""
+    child = pulumi.ResourceOptions(parent=parent)
+    password = generated_password(name, child)
+    salt = random.RandomBytes(f"{name}-salt", length=scram.SALT_LENGTH, opts=child)
+    verifier = pulumi.Output.secret(pulumi.Output.all(password.result, salt.base64).apply(
+        lambda values: scram.verifier_from_b64_salt(values[0], values[1])))
+    return RolePassword(password=password, salt=salt, verifier=verifier)
+
+
+def stored_secret(name: str, secret_name: str, description: str, value: pulumi.Input[str], *,
+                  secrets: SecretsConfig, tags: dict[str, str], protect: bool, parent: pulumi.Resource
+                  ) -> tuple[aws.secretsmanager.Secret, aws.secretsmanager.SecretVersion]:
+    """A Secrets Manager secret (protected: clients read it) and its value, kept a Pulumi secret."""
+    secret = aws.secretsmanager.Secret(
+        name,
+        name=secret_name,
+        description=description,
+        kms_key_id=secrets.kms_key_id,
+        recovery_window_in_days=secrets.recovery_window_days,
+        tags=tags,
+        opts=pulumi.ResourceOptions(parent=parent, protect=protect),
+    )
+    version = aws.secretsmanager.SecretVersion(
+        f"{name}-value",
+        secret_id=secret.id,
+        secret_string=pulumi.Output.secret(value),
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    return secret, version

@@ -15,6 +15,7 @@ One module per section, each with its dataclass, its constants and its reading:
     reader.py      Reader, ConfigError, show, and the validators the sections share
     database.py    DatabaseConfig, TLS, the connection budget
     secrets.py     SecretsConfig
+    tenants.py     TenantsConfig (schema-per-tenant names, their connection limit, the registry)
     network.py     NetworkConfig
     service.py     ServiceConfig
     monitoring.py  MonitoringConfig
@@ -39,13 +40,14 @@ from components.config.retention import DEFAULT_RETENTION_DAYS, MAX_RETENTION_DA
 from components.config.secrets import SecretsConfig, read_secrets
 from components.config.service import DEFAULT_IMAGE, LOG_RETENTION_DAYS, ServiceConfig, read_service
 from components.config.stack import StackConfig, load
+from components.config.tenants import TenantsConfig, read_tenants
 
 __all__ = [
-    "DEFAULT_ADMIN_USERNAME", "DEFAULT_IMAGE", "DEFAULT_RETENTION_DAYS", "DEPLOYMENT_MAXIMUM_PERCENT", "KNOWN_KEYS", "LOG_RETENTION_DAYS",
-    "MAX_RETENTION_DAYS", "MAX_SHOWN", "NAMESPACE", "RESERVED_KEYWORDS", "RESERVED_ROLE_NAMES", "SECRET_KEYS",
-    "SSL_MODES",
+    "DEFAULT_ADMIN_USERNAME", "DEFAULT_IMAGE", "DEFAULT_RETENTION_DAYS", "DEPLOYMENT_MAXIMUM_PERCENT", "KNOWN_KEYS",
+    "LOG_RETENTION_DAYS", "MAX_RETENTION_DAYS", "MAX_SHOWN", "NAMESPACE", "RESERVED_KEYWORDS", "RESERVED_ROLE_NAMES",
+    "SECRET_KEYS", "SSL_MODES",
     "ConfigError", "ConnectionBudget", "DatabaseConfig", "DeployerAccess", "MonitoringConfig", "NetworkConfig", "Reader",
-    "RetentionConfig", "SecretsConfig", "ServiceConfig", "StackConfig",
-    "derived_cluster_identifier", "load", "read_database", "read_deployer", "read_monitoring", "read_network", "read_retention",
-    "read_secrets", "read_service", "show",
+    "RetentionConfig", "SecretsConfig", "ServiceConfig", "StackConfig", "TenantsConfig",
+    "derived_cluster_identifier", "load", "read_database", "read_deployer", "read_monitoring", "read_network",
+    "read_retention", "read_secrets", "read_service", "read_tenants", "show",
 ]

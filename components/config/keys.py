@@ -19,6 +19,8 @@ KNOWN_KEYS = (
     "dbPoolSize", "adminSecretArn", "adminUsername", "adminPassword", "schemaName", "roleName",
     "applicationRoles", "connectionLimit", "statementTimeoutMs", "idleInTransactionTimeoutMs",
     "dropSchemaCascade", "auroraClusterIdentifier", "auroraInstanceIdentifiers", "maxConnections",
+    # tenants
+    "tenants", "tenantConnectionLimit", "tenantRegistry", "tenantServiceRole",
     # secrets
     "secretName", "appSecretName", "kmsKeyId", "secretRecoveryWindowDays",
     # network

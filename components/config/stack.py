@@ -19,6 +19,7 @@ from components.config.reader import ConfigError, Reader, show
 from components.config.retention import RetentionConfig, read_retention
 from components.config.secrets import SecretsConfig, read_secrets
 from components.config.service import ServiceConfig, read_service
+from components.config.tenants import TenantsConfig, read_tenants
 from facts import REQUIRED_TAGS, SECRET_MASK
 
 TAG_KEY = re.compile(r"^[\w .:/=+@-]{1,128}$")
@@ -33,6 +34,7 @@ class StackConfig:
     secrets: SecretsConfig
     protect: bool
     extra_tags: Mapping[str, str] = field(default_factory=dict)
+    tenants: TenantsConfig = field(default_factory=TenantsConfig)  # none declared by default
     # None when umami:deployService=false (a database-only stack).
     network: NetworkConfig | None = None
     service: ServiceConfig | None = None
@@ -91,12 +93,15 @@ def load(config: pulumi.Config | None = None, stack: str | None = None) -> Stack
     stack_name = stack or pulumi.get_stack()
     environment = reader.string("environment", stack_name, check=environment_problem)
     deploy_service = reader.boolean("deployService", True)
+    database = read_database(reader, deploy_service)
+    secrets = read_secrets(reader)
     result = StackConfig(
         environment=environment,
-        database=read_database(reader, deploy_service),
-        secrets=read_secrets(reader),
+        database=database,
+        secrets=secrets,
         protect=reader.boolean("protectStatefulResources", True),
         extra_tags=read_tags(reader),
+        tenants=read_tenants(reader, database, secrets),
         network=(network := read_network(reader) if deploy_service else None),
         # Sections are read in this order, so their problems are listed in it.
         service=(service := read_service(reader) if deploy_service else None),

@@ -28,6 +28,11 @@ provider's statements, cited):
   A lock file keeps two runs off the same state. Could not run (bad input, refusal, lock or
   statement timeout) is exit 2 and one line; a failed step is exit 1 with what committed
   before it; SIGINT/SIGTERM roll the current step back and exit 130 with one line.
+- Tenants (umami:tenants) are the same resource types and get the same SQL; a `tenant_<name>`
+  role or schema that exists but is not in state is refused like Umami's, naming
+  `umami:tenants=<name>`. With umami:tenantRegistry the registry is checked before any change
+  and kept after the resources (ops.tenants.registry, as `python -m ops.tenants registry
+  --apply`); --preview shows its statements from a rolled-back transaction.
 - Destroy deletes what state holds in reverse order, as `pulumi destroy --run-program`
   (the program supplies the current admin login, so a rotated admin password works). A
   retained resource is only forgotten: pgcrypto always, and the schema unless
@@ -41,7 +46,7 @@ provider's statements, cited):
 
 Files under .rehearsal/<stack>/ (0600 where they hold secrets): state.json, outputs.json
 (like `pulumi stack output --json`), manifest.json (resources, secrets masked), pgpass
-(libpq passfile for the umami role and the admin), lock. The admin password is never
+(libpq passfile for the umami role, each tenant role and the admin), lock. The admin password is never
 stored for --dsn (the program gets the current one each run). With --umami-env FILE,
 Umami's environment as a dotenv file (ops.engine.umami_env).
 """
@@ -61,7 +66,7 @@ from ops.engine import pgcluster
 from ops.engine.program import parse_overrides, stack_file
 from ops.engine.provider_sql import Timeouts
 from ops.rehearse.apply import Interrupted
-from ops.rehearse.commands import destroy, print_changes, print_manifest, rehearse
+from ops.rehearse.commands import destroy, print_changes, print_manifest, print_registry, rehearse
 from ops.rehearse.state import State, state_dir_for
 
 
@@ -173,9 +178,11 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"plan for stack {args.stack} in {result.db.admin.describe()} (preview: nothing changed):")
         for item in result.plan:
             print(item.describe())
+        print_registry(result)
         return 0
     print(f"rehearsal of stack {args.stack} into {result.db.admin.describe()}:")
     print_changes(result.changes)
+    print_registry(result)
     print_manifest(result.run)
     print(f"outputs written to {result.outputs_path}")
     if not result.ok:

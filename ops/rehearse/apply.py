@@ -12,7 +12,8 @@ from facts import CONFIG_NAMESPACE as NAMESPACE
 from ops.core.db import one_line
 from ops.core.errors import OpsError
 from ops.engine.program import Resource
-from ops.engine.provider_sql import DELETE_BEFORE_REPLACE, EXTENSION, ROLE, SCHEMA, ApplyError, Change, Provider, normalized
+from ops.engine.provider_sql import (DELETE_BEFORE_REPLACE, EXTENSION, GRANT, ROLE, SCHEMA, ApplyError, Change,
+                                     Provider, normalized)
 from ops.rehearse.plan import PlanItem, _show, is_postgresql
 from ops.rehearse.state import Entry, State
 from ops.verify.checks.destroy import dependents_outside, owned_outside
@@ -39,8 +40,8 @@ class Engine:
         self.changes: list[Change] = []
         self.done: list[str] = []  # what committed, for messages
         self.current: str | None = None
-        # The schema's name, remembered when a destroy retains (forgets) it before the role goes.
-        self.schema_name: str | None = None
+        # Each role's schema (from its schema Grant), remembered when a destroy deletes the Grant before the role.
+        self.role_schemas: dict[str, str] = {}
 
     # ---- refresh ----
     def refresh(self) -> list[Change]:
@@ -70,8 +71,9 @@ class Engine:
         return drift
 
     # ---- guards ----
-    def never_adopt(self, plan: list[PlanItem], config: dict[str, Any]) -> None:
-        """Refuse (before any change) a role or schema that exists and is not this stack's."""
+    def never_adopt(self, plan: list[PlanItem], config: dict[str, Any], declared_by: dict[str, str]) -> None:
+        """Refuse (before any change) a role or schema that exists and is not this stack's, or a role that
+        is the admin or an application role; `declared_by` names the config key=value behind each name."""
         conn = self.provider.conn()
         current, session = conn.execute("SELECT current_user, session_user").fetchone()
         admins = {self.provider.connection.username, current, session}
@@ -81,29 +83,36 @@ class Engine:
                 app_roles = json.loads(app_roles)
             except json.JSONDecodeError:
                 app_roles = [app_roles]
+        problems: list[tuple[str, str]] = []  # (the config key=value behind it, the refusal)
         for item in plan:
             if item.resource is None or item.action not in ("create", "update", "replace"):
                 continue
             name = item.resource.inputs.get("name")
             old_name = item.old["outputs"].get("name") if item.old else None
+            key = declared_by.get(name, f"{item.type.split(':')[-1].lower()} {name}")
             if item.type == ROLE:
                 if name in admins:
-                    raise OpsError(f"umami:roleName={name} is the admin login the provider connects as; the "
-                                   "stack's role must be a new, dedicated role")
-                if name in app_roles:
-                    raise OpsError(f"umami:roleName={name} is an application role (umami:applicationRoles); the "
-                                   "stack's role must be a new, dedicated role")
-                if name != old_name and conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone():
-                    raise OpsError(f"role {name} already exists and is not in this stack's state: the rehearsal "
-                                   f"never adopts it (a real `up` would fail on CREATE ROLE); to adopt it deliberately: "
-                                   f"pulumi import {ROLE} {item.resource.name} {name}")
+                    problems.append((key, f"{key} is the admin login the provider connects as; the stack's "
+                                          "roles must be new, dedicated roles"))
+                elif name in app_roles:
+                    problems.append((key, f"{key} is an application role ({NAMESPACE}:applicationRoles); the "
+                                          "stack's roles must be new, dedicated roles"))
+                elif name != old_name and conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s",
+                                                       (name,)).fetchone():
+                    problems.append((key, f"{key}: role {name} already exists and is not in this stack's state: "
+                                          "the rehearsal never adopts it (a real `up` would fail on CREATE ROLE); to "
+                                          f"adopt it deliberately: pulumi import {ROLE} {item.resource.name} {name}"))
             elif item.type == SCHEMA:
                 database = item.resource.inputs.get("database") or self.provider.connection.database
                 if name != old_name and self.provider.conn(database).execute(
                         "SELECT 1 FROM pg_namespace WHERE nspname = %s", (name,)).fetchone():
-                    raise OpsError(f"schema {name} already exists in database {database} and is not in this "
-                                   f"stack's state: the rehearsal never adopts it; to adopt it deliberately: "
-                                   f"pulumi import {SCHEMA} {item.resource.name} {database}.{name}")
+                    problems.append((key, f"{key}: schema {name} already exists in database {database} and is "
+                                          "not in this stack's state: the rehearsal never adopts it; to adopt it "
+                                          f"deliberately: pulumi import {SCHEMA} {item.resource.name} "
+                                          f"{database}.{name}"))
+        if problems:  # the first in full, the others by the key that declares them: still one line
+            others = ", ".join(key for key, _ in problems[1:])
+            raise OpsError(problems[0][1] + (f" (also refused: {others})" if others else ""))
 
     def preflight(self, plan: list[PlanItem]) -> None:
         """Before the first change: a writable database, CREATEROLE, a way to create the schema."""
@@ -261,8 +270,8 @@ class Engine:
         return True
 
     def _forget(self, entry: Entry, pending: bool) -> None:
-        if entry.type == SCHEMA:
-            self.schema_name = entry.outputs.get("name")
+        if entry.type == GRANT:  # its role's schema, for the role's delete guard once both are gone
+            self.role_schemas[entry.outputs.get("role")] = entry.outputs.get("schema")
         if pending:
             self.state.pending_deletes.remove(entry.data)
             self.state.save()
@@ -288,10 +297,12 @@ class Engine:
 
     def _guard_role(self, entry: Entry) -> None:
         """REASSIGN OWNED / DROP OWNED would take whatever the role owns or holds outside the schema."""
-        schema = next((e["outputs"]["name"] for e in self.state.resources.values() if e["type"] == SCHEMA),
-                      self.schema_name)
+        role = entry.outputs["name"]
+        schema = next((e["outputs"]["schema"] for e in self.state.resources.values()
+                       if e["type"] == GRANT and e["outputs"].get("role") == role),
+                      self.role_schemas.get(role) or (entry.outputs.get("searchPaths") or [""])[0])
         conn = self.provider.conn()
-        outside = owned_outside(conn, entry.outputs["name"], schema or "")
+        outside = owned_outside(conn, role, schema or "")
         if outside:
             raise OpsError(f"refused: deleting role {entry.outputs['name']} (REASSIGN OWNED, DROP OWNED) would "
                            "reach outside the schema: " + "; ".join(outside) + f"; {self.committed_text()}")

@@ -1,7 +1,8 @@
 """The rehearsal's closing proof, with real logins as the umami role.
 
 1. The role can work in its schema: with only the role's own search_path it
-   creates a table with a UUID default, inserts and reads a row (rolled back).
+   creates a table with a UUID default, inserts and reads a row (rolled back);
+   so can every tenant role in its own schema.
 2. Everything `python -m ops.verify` checks in the database (the catalog audit,
    the live probes, the schema state) and the credentials document the stack
    would store; the AWS checks are reported as not applicable.
@@ -17,10 +18,11 @@ from dataclasses import dataclass, replace
 
 import psycopg
 
-from facts import PG_ROLE, SECRET_VERSION
+from facts import SECRET_VERSION, tenant_role, tenant_schema
 from ops.core.db import Target, one_line
 from ops.core.errors import OpsError
 from ops.core.outputs import parse_outputs
+from ops.rehearse.stack import stored_logins
 from ops.verify.runner import run_verification
 from ops.verify.checks import residual
 from ops.verify.checks.base import Severity, Status
@@ -78,16 +80,16 @@ def stored_credentials(run) -> dict:
 
 
 def check_rehearsal(result) -> int:
-    """Print the closing proof of a finished rehearsal; 0 when the role works and isolation holds."""
-    role = result.run.one(PG_ROLE).inputs
+    """Print the closing proof of a finished rehearsal; 0 when the roles work and isolation holds."""
     admin = result.db.admin
+    outputs = parse_outputs(result.outputs, str(result.outputs_path))
     # Same server and TLS rules (sslmode, CA, every DSN parameter) as the admin's login.
     # The role's own `password` input is a SCRAM verifier: log in with the generated password.
-    umami = replace(admin, user=role["name"], password=result.role_password, passfile=None)
-    outputs = parse_outputs(result.outputs, str(result.outputs_path))
+    umami = replace(admin, user=outputs.database.role, password=result.role_password, passfile=None)
     probe = probe_work_in_schema(umami, outputs.database.schema)
     print(f"as {umami.describe()} (real login, search_path from the role):")
     print(f"  {'PASS' if probe.passed else 'FAIL'}  {probe.name}: {probe.evidence}")
+    tenant_probes = probe_tenants(result, outputs)
     report = run_verification(outputs, umami=umami, admin=admin, include_aws=False,
                               secret=SecretSource("the credentials document the stack stores",
                                                   stored_credentials(result.run)),
@@ -95,13 +97,32 @@ def check_rehearsal(result) -> int:
     print(render(report, "text", Severity.LOW), end="")
     unconfirmed = _not_run(report)
     isolated = report.exit_code(Severity.LOW) == 0 and not unconfirmed
-    if probe.passed and isolated:
-        print(closing_line(role["name"], outputs.database.schema))
+    works = probe.passed and all(p.passed for p in tenant_probes)
+    if works and isolated:
+        print(closing_line(outputs.database.role, outputs.database.schema))
     elif unconfirmed:
         print(f"isolation NOT confirmed: {', '.join(unconfirmed)} did not run")
+    elif not works:
+        print("isolation NOT confirmed: a role cannot work in its own schema (see above)")
     else:
         print("isolation NOT confirmed: see the findings above")
-    return 0 if probe.passed and isolated else 1
+    return 0 if works and isolated else 1
+
+
+def probe_tenants(result, outputs) -> list[ProbeResult]:
+    """Each tenant role, logged in with its stored password, works in its own schema (printed)."""
+    if not outputs.database.tenants:
+        return []
+    logins = stored_logins(result.run)
+    print(f"as each of the {len(outputs.database.tenants)} tenant roles (real logins):")
+    probes = []
+    for tenant in outputs.database.tenants:
+        role = tenant_role(tenant)
+        login = replace(result.db.admin, user=role, password=logins.get(role), passfile=None)
+        probe = probe_work_in_schema(login, tenant_schema(tenant))
+        print(f"  {'PASS' if probe.passed else 'FAIL'}  {role}: {probe.name}: {probe.evidence}")
+        probes.append(probe)
+    return probes
 
 
 def _not_run(report) -> list[str]:

@@ -11,17 +11,20 @@ from typing import Any
 import psycopg
 
 from facts import CONFIG_NAMESPACE as NAMESPACE
+from facts import tenant_role, tenant_schema
 from ops.core.db import connect, one_line
 from ops.core.errors import OpsError
+from ops.core.outputs import StackOutputs, parse_outputs
 from ops.core.private_file import write_private
 from ops.engine.program import ProgramRun, stack_file
-from ops.engine.provider_sql import ROLE, SCHEMA, ApplyError, Change, Provider, Timeouts
+from ops.engine.provider_sql import SCHEMA, ApplyError, Change, Provider, Timeouts
 from ops.engine.umami_env import write_umami_env
 from ops.rehearse.apply import COULD_NOT_RUN_STATES, Engine, Interrupted, entry_label
 from ops.rehearse.database import Database, dsn_database, local_database
 from ops.rehearse.plan import PlanItem, is_postgresql, make_plan
-from ops.rehearse.stack import RehearsalHandler, role_password, run_stack
+from ops.rehearse.stack import RehearsalHandler, role_password, run_stack, stored_logins
 from ops.rehearse.state import Entry, State, StateLock, state_dir_for
+from ops.tenants import registry as tenant_registry
 
 
 # -- results ----------------------------------------------------------------------
@@ -40,8 +43,11 @@ def write_results(run: ProgramRun, db: Database, base: Path, outputs_path: Path)
     manifest = [{"urn": r.urn, "type": r.type, "name": r.name, "parent": r.parent, "protect": r.protect,
                  "retainOnDelete": r.retain_on_delete, "inputs": r.masked_inputs()} for r in run.resources]
     write_private(base / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
-    role = run.one(ROLE)
-    lines = [pgpass_line(db.admin.host, db.admin.port, db.admin.dbname, role.inputs["name"], role_password(run))]
+    role = run.outputs["dbRole"]
+    lines = [pgpass_line(db.admin.host, db.admin.port, db.admin.dbname, role, role_password(run))]
+    # Each tenant's login too, so ops (and a DBA) can log in as a tenant role without a password at hand.
+    lines += [pgpass_line(db.admin.host, db.admin.port, db.admin.dbname, tenant, password)
+              for tenant, password in sorted(stored_logins(run).items()) if tenant != role]
     if db.admin.password:
         lines.append(pgpass_line(db.admin.host, db.admin.port, "*", db.admin.user, db.admin.password))
     write_private(base / "pgpass", "\n".join(lines) + "\n")
@@ -54,6 +60,14 @@ def print_changes(changes: list[Change]) -> None:
         print(f"  {change.action:<7} {change.label}{detail}")
         for statement in change.statements:
             print(f"            {statement}")
+
+
+def print_registry(result: "Rehearsal") -> None:
+    """The tenant registry's statements and what it lists, when the stack configures one."""
+    if result.registry is not None:
+        print(f"tenant registry {result.registry.registry.name} (ops.tenants registry, as the admin):")
+        for line in result.registry.lines():
+            print(line)
 
 
 def print_manifest(run: ProgramRun) -> None:
@@ -80,6 +94,7 @@ class Rehearsal:
     drift: list[Change] = field(default_factory=list)
     preview: bool = False
     committed: list[str] = field(default_factory=list)
+    registry: tenant_registry.Outcome | None = None  # the tenant registry, when the stack configures one
 
     @property
     def role_password(self) -> str:
@@ -130,17 +145,26 @@ def rehearse(stack: str, *, dsn: str | None = None, outputs_path: Path | None = 
         connect(db.admin, read_only=False, statement_timeout_ms=timeouts.statement_ms,
                 lock_timeout_ms=timeouts.lock_ms).close()  # unreachable or refused: one line, nothing applied
         run, handler, config = run_stack(stack, db, state, overrides or {})
+        declared = parse_outputs(run.outputs_json(), "the program's outputs")
+        registry = tenant_registry.Registry.of(declared)
         provider = _provider(run, handler, timeouts)
         engine = Engine(provider, state)
+        kept = None
         try:
             drift = engine.refresh() if refresh else []
             plan = make_plan(run.resources, state)
-            engine.never_adopt(plan, config)
+            engine.never_adopt(plan, config, declared_by(declared))
+            if registry is not None:
+                tenant_registry.check(provider.conn(), registry)
             if preview:
+                if registry is not None:
+                    kept = tenant_registry.sync(provider.conn(), registry, declared.database.tenants, apply=False)
                 return Rehearsal(run, [], {}, outputs_path or base / "outputs.json", base, db, True,
-                                 plan=plan, drift=drift, preview=True)
+                                 plan=plan, drift=drift, preview=True, registry=kept)
             engine.preflight(plan)
             ok = engine.apply(plan)
+            if ok and registry is not None:
+                kept = _keep_registry(provider, registry, declared.database.tenants, engine)
         except psycopg.OperationalError as exc:
             raise OpsError(f"{one_line(exc)}; {engine.committed_text()}") from None
         finally:
@@ -151,7 +175,27 @@ def rehearse(stack: str, *, dsn: str | None = None, outputs_path: Path | None = 
         if ok and umami_env is not None:
             write_umami_env(run, umami_env)
         return Rehearsal(run, engine.changes, outputs, target, base, db, ok, plan=plan, drift=drift,
-                         committed=engine.done)
+                         committed=engine.done, registry=kept)
+
+
+def declared_by(outputs: StackOutputs) -> dict[str, str]:
+    """Each role and schema name the program declares -> the config `key=value` that declares it, for the
+    refusals that must name it."""
+    names = {outputs.database.role: f"{NAMESPACE}:roleName={outputs.database.role}",
+             outputs.database.schema: f"{NAMESPACE}:schemaName={outputs.database.schema}"}
+    for tenant in outputs.database.tenants:
+        names[tenant_role(tenant)] = f"{NAMESPACE}:tenants={tenant} ({tenant_role(tenant)})"
+        names[tenant_schema(tenant)] = f"{NAMESPACE}:tenants={tenant} ({tenant_schema(tenant)})"
+    return names
+
+
+def _keep_registry(provider: Provider, registry: tenant_registry.Registry, tenants: tuple[str, ...],
+                   engine: Engine) -> tenant_registry.Outcome:
+    """The tenant registry, once the program's resources are in place (as `ops.tenants registry --apply`)."""
+    try:
+        return tenant_registry.sync(provider.conn(), registry, tenants, apply=True)
+    except OpsError as exc:
+        raise OpsError(f"{exc}; {engine.committed_text()}") from None
 
 
 @dataclass

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from facts import CONFIG_NAMESPACE as NAMESPACE
 from facts import DEFAULT_REGION
 from facts import RANDOM_PASSWORD as PASSWORD_RESOURCE
+from facts import SECRET_VERSION
 from ops.core.db import redact
 from ops.core.errors import OpsError
 from ops.engine.offline import OfflineHandler
@@ -89,6 +91,20 @@ def run_stack(stack: str, db: Database, state: State, overrides: dict[str, str]
     except Exception as exc:  # noqa: BLE001 the program's own errors (ConfigError is one line per problem)
         raise OpsError(redact(str(exc)).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__) from None
     return run, handler, config
+
+
+def stored_logins(run: ProgramRun) -> dict[str, str]:
+    """Role -> plain password, from every database credentials document the program stores (Umami's and
+    each tenant's: JSON with `username`, `password` and `schema`)."""
+    logins = {}
+    for version in run.by_type(SECRET_VERSION):
+        try:
+            document = json.loads(str(version.inputs.get("secretString", "")))
+        except json.JSONDecodeError:
+            continue
+        if isinstance(document, dict) and {"username", "password", "schema"} <= set(document):
+            logins[document["username"]] = document["password"]
+    return logins
 
 
 def role_password(run: ProgramRun) -> str:

@@ -41,7 +41,8 @@ def base_args(aurora, tmp_path, *extra):
 
 @pytest.mark.parametrize("role, expected", [
     ("app_user", "app_user"),  # config validation or the rehearsal: an application role
-    ("reporting", "error: role reporting already exists and is not in this stack's state: the rehearsal never "
+    ("reporting", "error: umami:roleName=reporting: role reporting already exists and is not in this stack's "
+                  "state: the rehearsal never "
                   "adopts it (a real `up` would fail on CREATE ROLE); to adopt it deliberately: "
                   "pulumi import postgresql:index/role:Role umami-role reporting"),
 ])

@@ -12,6 +12,9 @@
 | reverse      | admin/auditor or umami  | the same principals and ACL queries            |
 | residual     | admin/auditor or umami  | its own two: sessions and locks; function and  |
 |              |                         | view bodies (what no grant can prevent)        |
+| tenants      | admin/auditor or umami  | the principals and default-privileges queries, |
+|              |                         | the registry, then at most 4 of its own: every |
+|              |                         | principal against every isolated schema        |
 | probes       | umami (real login)      | live attempts, rolled back                     |
 | schema       | umami (real login)      | Umami's tables, _prisma_migrations, pgcrypto   |
 | secret       | Secrets Manager + login | the credentials document                       |
@@ -29,7 +32,7 @@ from typing import Any, Callable
 
 from ops.verify.checks import (
     connections, defaults, deployment, desired, destroy, memberships, ownership, privileges, probes, residual, reverse,
-    roles, schema_state, secret,
+    roles, schema_state, secret, tenants,
 )
 from ops.verify.checks.base import Check, NotApplicable
 from ops.verify.checks.context import Context
@@ -55,6 +58,12 @@ def _catalog(ctx: Context):
 def _residual(ctx: Context) -> residual.ResidualData:
     # Its own queries, outside the catalog audit's count.
     return residual.load(ctx.audit_conn, ctx.outputs.database.schema, ctx.outputs.database.role)
+
+
+def _tenants(ctx: Context) -> tenants.Matrix:
+    db = ctx.outputs.database
+    return tenants.load_matrix(ctx.catalog, tenants=db.tenants, registry=db.tenant_registry,
+                               service_role=db.tenant_service_role)
 
 
 def _probe_session(ctx: Context) -> probes.ProbeSession:
@@ -122,6 +131,7 @@ FAMILIES: tuple[Family, ...] = (
     Family("desired", "Desired state: what the stack grants is there", desired.CHECKS, desired.load, _audit),
     Family("reverse", "Reverse isolation (application roles)", reverse.CHECKS, _catalog, _audit),
     Family("residual", "What no grant can prevent", residual.CHECKS, _residual, _audit),
+    Family("tenants", "Cross-tenant isolation", tenants.CHECKS, _tenants, _audit),
     Family("probes", "Live probes", probes.CHECKS, _probe_session, _umami),
     Family("schema", "Umami schema state", schema_state.CHECKS, _schema_state, _umami),
     Family("secret", "Credentials secret", secret.CHECKS, _secret, _secret_as),
