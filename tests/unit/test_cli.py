@@ -21,16 +21,18 @@ from ops.migrate.__main__ import main as migrate_main
 from ops.preview import __main__ as preview_cli
 from ops.rehearse.__main__ import main as rehearse_main
 from ops.retention.__main__ import main as retention_main
+from ops.tenants.__main__ import main as tenants_main
 from ops.verify.__main__ import main as verify_main
 
 ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 COMMANDS = {"rehearse": rehearse_main, "verify": verify_main, "metrics": metrics_cli.main,
-            "preview": preview_cli.main, "migrate": migrate_main, "drill": drill_main, "retention": retention_main}
+            "preview": preview_cli.main, "migrate": migrate_main, "drill": drill_main, "retention": retention_main,
+            "tenants": tenants_main}
 SUBCOMMANDS = {"rehearse": [[]], "verify": [[]], "metrics": [["snapshot"], ["diff"], ["check"]],
                "preview": [["plan"], ["diff"], ["summarize"]], "migrate": [["status"], ["resolve"]], "drill": [[]],
-               "retention": [[]]}
+               "retention": [[]], "tenants": [["registry"]]}
 
 
 def run_main(main, argv, capsys) -> tuple[int, str, str]:
@@ -181,14 +183,14 @@ def test_console_scripts_are_the_commands_mains():
     assert scripts == {"umami-rehearse": "ops.rehearse.__main__:main", "umami-verify": "ops.verify.__main__:main",
                        "umami-metrics": "ops.metrics.__main__:main", "umami-preview": "ops.preview.__main__:main",
                        "umami-migrate": "ops.migrate.__main__:main", "umami-drill": "ops.drill.__main__:main",
-                       "umami-retention": "ops.retention.__main__:main"}
+                       "umami-retention": "ops.retention.__main__:main", "umami-tenants": "ops.tenants.__main__:main"}
     for target in scripts.values():
         module, _, function = target.partition(":")
         assert callable(getattr(__import__(module, fromlist=[function]), function))
 
 
 @pytest.mark.parametrize("script", ["umami-rehearse", "umami-verify", "umami-metrics", "umami-preview",
-                                    "umami-migrate", "umami-drill", "umami-retention"])
+                                    "umami-migrate", "umami-drill", "umami-retention", "umami-tenants"])
 def test_installed_console_scripts_run_from_any_directory(script, tmp_path):
     path = Path(sys.executable).parent / script
     if not path.exists():
