@@ -6,15 +6,13 @@ from pathlib import Path
 import pytest
 
 from tests.stack import named, run_dev
+from facts import (
+    PG_ROLE as ROLE, PG_SCHEMA as SCHEMA, PG_GRANT as GRANT, PG_DEFAULT_PRIVILEGES as DEFAULTS,
+    PG_EXTENSION as EXTENSION, PG_PROVIDER as PROVIDER, RANDOM_PASSWORD as PASSWORD, RANDOM_BYTES as SALT,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
-ROLE = "postgresql:index/role:Role"
-SCHEMA = "postgresql:index/schema:Schema"
-GRANT = "postgresql:index/grant:Grant"
-DEFAULTS = "postgresql:index/defaultPrivileges:DefaultPrivileges"
-EXTENSION = "postgresql:index/extension:Extension"
-PROVIDER = "pulumi:providers:postgresql"
 
 
 @pytest.fixture(scope="module")
@@ -108,8 +106,6 @@ def test_config_values_flow_into_the_role():
 
 # -- the role's password reaches PostgreSQL only as a SCRAM-SHA-256 verifier --
 
-SALT = "random:index/randomBytes:RandomBytes"
-PASSWORD = "random:index/randomPassword:RandomPassword"
 
 
 def test_role_password_is_the_scram_verifier_of_the_generated_password(run):
