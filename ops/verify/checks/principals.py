@@ -74,7 +74,9 @@ class Principals:
     def by_name(self, name: str | None) -> Role | None:
         if not name:
             return None
-        return next((r for r in self.roles.values() if r.name == name), None)
+        if "_by_name" not in self.__dict__:  # built once: the matrix looks up a name per principal
+            self.__dict__["_by_name"] = {r.name: r for r in self.roles.values()}
+        return self.__dict__["_by_name"].get(name)
 
     def name(self, oid: int) -> str:
         if oid == PUBLIC:
