@@ -21,7 +21,7 @@ def test_clean_rehearsed_database_has_no_findings(rehearsed, as_admin):
     assert failing(report) == {}
     ran = {r.check.id for r in report.results if r.status in (Status.PASS, Status.INFO)}
     assert ran == {cid for cid, (family, _) in ALL_CHECKS.items() if family.name in DATABASE_FAMILIES} | {"CON-001"}
-    assert report.audit_queries == 5
+    assert report.audit_queries == 6
     audit_role = "postgres" if as_admin else "umami_user"
     assert all(r.ran_as.startswith(audit_role) for r in report.results if r.family == "privileges")
     assert all(r.ran_as.startswith("umami_user") for r in report.results if r.family == "probes")

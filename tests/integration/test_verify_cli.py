@@ -35,7 +35,7 @@ def test_rehearsal_outputs_pass_with_every_format_parsed_back(cli_env, capsys):
     code, out, _ = run(["--outputs", outputs, "--format", "json"], capsys)
     assert code == 0
     report = json.loads(out)
-    assert report["exitCode"] == 0 and report["auditQueries"] == 5
+    assert report["exitCode"] == 0 and report["auditQueries"] == 6
     assert report["ranAs"]["roles, memberships, privileges, ownership, defaults, desired, reverse, residual, connections"].startswith(
         "postgres")
     assert report["ranAs"]["probes, schema"].startswith("umami_user (real login, PGPASSFILE")

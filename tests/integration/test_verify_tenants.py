@@ -68,9 +68,9 @@ def test_clean_three_tenants_pass_every_check(tenants):
     assert failing(report) == {}
     assert {r.check.id: r.status for r in report.results if r.family == "tenants"} == dict.fromkeys(
         TENANT_CHECKS, Status.PASS)
-    # The catalog audit's 5 queries, then the matrix's own 4 (areas, relations, functions, row-level
+    # The catalog audit's 6 queries, then the matrix's own 4 (areas, relations, functions, row-level
     # security); the principals and default privileges are shared.
-    assert report.audit_queries == 9
+    assert report.audit_queries == 10
 
 
 @dataclass(frozen=True)
@@ -206,7 +206,7 @@ def test_the_registry_is_the_tenant_list_when_the_outputs_declare_none(tenants):
     report = verify_tenants(tenants, tenants=(), tenantRegistry="public.tenants")
     # tenant_c is inactive in the registry: not a principal, its schema not an area.
     assert [f.subject for f in findings_of(report, "TEN-002")] == ["tenant_a → tenant_b"]
-    assert report.audit_queries == 10  # the 9 above and the registry
+    assert report.audit_queries == 11  # the 10 above and the registry
 
 
 def test_an_unreadable_registry_is_noted(tenants):
@@ -229,7 +229,7 @@ def test_without_tenants_the_family_is_not_applicable(rehearsed):
     report = verify(rehearsed)
     reasons = {r.reason for r in report.results if r.family == "tenants"}
     assert reasons == {"no tenants: the outputs declare none and configure no tenantRegistry"}
-    assert report.audit_queries == 5
+    assert report.audit_queries == 6
 
 
 def test_audit_as_umami_sees_the_same_pairs(tenants):

@@ -1,13 +1,15 @@
 """The catalog audit's queries: a fixed handful, whatever the size of the database.
 
 1. principals: roles, memberships, role/database settings, the database and the schema;
-2. relation ACLs: tables, views, materialized views, partitioned and foreign tables,
-   sequences and columns, outside the schema for grantees umami can use, inside it for
-   everyone but umami's own ownership;
-3. other ACLs: schemas and databases (all entries), SECURITY DEFINER functions, large
+2. relation ACLs: tables, views, materialized views, partitioned and foreign tables and
+   sequences, outside the schema for grantees umami can use, inside it for everyone but
+   umami's own ownership;
+3. column ACLs, chosen the same way (on a second session, at the same time as 2, when the
+   audit has one);
+4. other ACLs: schemas and databases (all entries), SECURITY DEFINER functions, large
    objects, foreign-data wrappers, foreign servers and user mappings usable by umami;
-4. what umami owns or is granted anywhere (pg_shdepend, across databases);
-5. default privileges.
+5. what umami owns or is granted anywhere (pg_shdepend, across databases);
+6. default privileges.
 
 ACLs are exploded with `aclexplode`, NULL ACLs replaced by `acldefault` so owners'
 implicit rights and PostgreSQL's defaults for PUBLIC are seen like any grant. Every
@@ -16,9 +18,10 @@ catalog used here is readable by any role, so the audit can run as umami itself.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
-from typing import Any
+from typing import Any, Callable, NamedTuple
 
 import psycopg
 from psycopg import sql
@@ -31,14 +34,16 @@ from ops.core.errors import OpsError
 BOOTSTRAP_SUPERUSER = 10
 SYSTEM_SCHEMA_FILTER = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp_)'"
 
-PRINCIPALS_SQL = """
+# For the audit's sessions: JIT compilation and parallel workers cost more than these scans take.
+SESSION_SETTINGS = "set_config('jit', 'off', false) AS jit, set_config('max_parallel_workers_per_gather', '0', false) AS workers"
+
+PRINCIPALS_SQL = f"""
 SELECT d.oid AS database_oid, d.datname AS database_name, d.datdba AS database_owner,
        (SELECT n.oid FROM pg_namespace n WHERE n.nspname = %(schema)s) AS schema_oid,
        (SELECT n.nspowner FROM pg_namespace n WHERE n.nspname = %(schema)s) AS schema_owner,
        current_setting('lo_compat_privileges')::boolean AS lo_compat_privileges,
        current_user AS current_user,
-       -- For this session only: JIT compilation and parallel workers cost more than these scans take.
-       set_config('jit', 'off', false) AS jit, set_config('max_parallel_workers_per_gather', '0', false) AS workers,
+       {SESSION_SETTINGS},
        (SELECT json_agg(json_build_array(r.oid::int8, r.rolname, r.rolsuper, r.rolinherit, r.rolcreaterole,
                                          r.rolcreatedb, r.rolcanlogin, r.rolreplication, r.rolbypassrls,
                                          r.rolconnlimit))
@@ -59,18 +64,25 @@ FROM pg_database d WHERE d.datname = current_database()
 # with a PUBLIC entry (an entry's text starts with `=`), and the objects those roles own (a NULL
 # ACL grants the owner). Inside the schema every ACL is. aclexplode runs in the select list (value
 # per call) rather than in FROM (a tuplestore per row): a fifth faster on large catalogs.
-NAMED_IN_ACL_CTE = """
+def _named_in_acl(columns: bool) -> str:
+    """The relations (or columns) whose ACL names one of umami's grantees."""
+    return f"""
 WITH named AS MATERIALIZED (
     SELECT DISTINCT d.objid, d.objsubid FROM pg_shdepend d
     WHERE d.refclassid = 'pg_authid'::regclass AND d.refobjid = ANY(%(grantees)s::oid[]) AND d.deptype = 'a'
-      AND d.classid = 'pg_class'::regclass
+      AND d.classid = 'pg_class'::regclass AND d.objsubid {'>' if columns else '='} 0
       AND d.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
 )"""
-# An ACL entry granted to PUBLIC in the array's text form: its element starts with `=`, right after the
-# `{` or a comma, or after the `"` array_out adds when a name in the element needs quoting.
-PUBLIC_ENTRY = """'[{,]"?='"""
 
-RELATION_ACL_SQL = f"""{NAMED_IN_ACL_CTE}
+
+# An ACL holding an entry granted to PUBLIC, in the array's text form: the entry starts with `=`, right
+# after the `{` or a comma, or after the `"` array_out adds when a name in the entry needs quoting.
+# (LIKE ANY reads the text once and matches faster than a regular expression; `%%` is psycopg's `%`.)
+def _has_public_entry(acl: str) -> str:
+    return f"""{acl}::text LIKE ANY (ARRAY['{{=%%', '%%,=%%', '{{"=%%', '%%,"=%%'])"""
+
+
+RELATION_ACL_SQL = f"""{_named_in_acl(columns=False)}
 SELECT 'relation' AS kind, x.oid, x.nsp_oid, x.schema, x.name, x.detail, x.owner, (x.a).grantor,
        (x.a).grantee, (x.a).privilege_type AS privilege, (x.a).is_grantable AS grantable, x.explicit,
        EXISTS (SELECT 1 FROM pg_init_privs ip, aclexplode(ip.initprivs) i
@@ -81,28 +93,42 @@ FROM (
            c.relowner AS owner, c.relacl IS NOT NULL AS explicit,
            aclexplode(coalesce(c.relacl, acldefault(CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::"char",
                                                     c.relowner))) AS a
-    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.relkind IN ('r', 'v', 'm', 'p', 'f', 'S') AND {SYSTEM_SCHEMA_FILTER}
-      AND (n.oid = %(schema_oid)s::oid OR c.relowner = ANY(%(grantees)s::oid[])
-           OR c.oid IN (SELECT objid FROM named WHERE objsubid = 0)
-           OR c.relacl::text ~ {PUBLIC_ENTRY} OR (%(pinned)s AND c.relacl IS NOT NULL))
+    FROM (SELECT * FROM pg_class r
+          WHERE r.relkind IN ('r', 'v', 'm', 'p', 'f', 'S')
+            AND (r.relnamespace = %(schema_oid)s::oid OR r.relowner = ANY(%(grantees)s::oid[])
+                 OR r.oid IN (SELECT objid FROM named)
+                 OR {_has_public_entry('r.relacl')} OR (%(pinned)s AND r.relacl IS NOT NULL))
+          OFFSET 0) c  -- the namespace is looked up for the few relations kept
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE {SYSTEM_SCHEMA_FILTER}
 ) x
 WHERE CASE WHEN x.nsp_oid = %(schema_oid)s::oid THEN ((x.a).grantee <> %(umami)s::oid OR x.owner <> %(umami)s::oid)
            ELSE (x.a).grantee = ANY(%(grantees)s::oid[]) END
-UNION ALL
-SELECT 'column', x.oid, x.nsp_oid, x.schema, x.name, x.detail, x.owner, (x.a).grantor, (x.a).grantee,
-       (x.a).privilege_type, (x.a).is_grantable, true, false
+"""
+
+# The same rows for column ACLs. Reading every column's ACL is a full scan of pg_attribute (a PUBLIC
+# grant on a column is recorded nowhere else), so the audit runs it on a second session, at the same
+# time as the relations' query, when it has one. The scan keeps only the columns of interest before
+# looking up their relation; the schema's relations come from pg_depend's index.
+COLUMN_ACL_SQL = f"""{_named_in_acl(columns=True)},
+in_schema AS MATERIALIZED (
+    SELECT objid FROM pg_depend
+    WHERE refclassid = 'pg_namespace'::regclass AND refobjid = %(schema_oid)s::oid AND classid = 'pg_class'::regclass
+)
+SELECT 'column' AS kind, x.oid, x.nsp_oid, x.schema, x.name, x.detail, x.owner, (x.a).grantor, (x.a).grantee,
+       (x.a).privilege_type AS privilege, (x.a).is_grantable AS grantable, true AS explicit, false AS initial
 FROM (
     SELECT c.oid, n.oid AS nsp_oid, n.nspname AS schema, c.relname AS name, att.attname::text AS detail,
            c.relowner AS owner, aclexplode(att.attacl) AS a
-    FROM pg_attribute att
-    -- Few columns carry ACLs: find their relation by oid (OFFSET 0 keeps the planner from hashing pg_class).
-    CROSS JOIN LATERAL (SELECT r.oid, r.relname, r.relowner, r.relnamespace FROM pg_class r
-                        WHERE r.oid = att.attrelid OFFSET 0) c
+    FROM (SELECT attrelid, attname, attacl FROM pg_attribute a
+          WHERE a.attacl IS NOT NULL AND a.attnum > 0 AND NOT a.attisdropped
+            AND (a.attrelid IN (SELECT objid FROM in_schema)
+                 OR (a.attrelid, a.attnum::int) IN (SELECT objid, objsubid FROM named)
+                 OR {_has_public_entry('a.attacl')} OR %(pinned)s)
+          OFFSET 0) att
+    JOIN pg_class c ON c.oid = att.attrelid
     JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE att.attacl IS NOT NULL AND att.attnum > 0 AND NOT att.attisdropped AND {SYSTEM_SCHEMA_FILTER}
-      AND (n.oid = %(schema_oid)s::oid OR (att.attrelid, att.attnum::int) IN (SELECT objid, objsubid FROM named)
-           OR att.attacl::text ~ {PUBLIC_ENTRY} OR %(pinned)s)
+    WHERE {SYSTEM_SCHEMA_FILTER}
 ) x
 WHERE CASE WHEN x.nsp_oid = %(schema_oid)s::oid THEN (x.a).grantee <> %(umami)s::oid
            ELSE (x.a).grantee = ANY(%(grantees)s::oid[]) END
@@ -179,8 +205,7 @@ CROSS JOIN LATERAL aclexplode(d.defaclacl) a
 """
 
 
-@dataclass(frozen=True)
-class AclRow:
+class AclRow(NamedTuple):
     kind: str
     oid: int
     nsp_oid: int | None
@@ -201,8 +226,7 @@ class AclRow:
         return f"{base}.{self.detail}" if self.kind == "column" else base
 
 
-@dataclass(frozen=True)
-class SharedDependency:
+class SharedDependency(NamedTuple):
     deptype: str  # 'o' owner, 'a' named in an ACL
     dbid: int
     database: str | None
@@ -213,8 +237,7 @@ class SharedDependency:
     identity: str | None
 
 
-@dataclass(frozen=True)
-class DefaultAcl:
+class DefaultAcl(NamedTuple):
     role: int
     nsp_oid: int  # 0: every schema
     schema: str | None
@@ -225,25 +248,44 @@ class DefaultAcl:
 
 
 class Catalog:
-    """Runs the audit's queries once each on `conn` and counts them."""
+    """Runs the audit's queries once each on `conn` and counts them.
+
+    `second_session`, when given, opens (or returns) another session of the same login: the
+    column ACLs are read on it while `conn` reads the relations' (each is a full catalog scan).
+    """
 
     def __init__(self, conn: psycopg.Connection, *, schema: str, umami_role: str,
-                 admin_role: str | None, app_roles: tuple[str, ...]):
+                 admin_role: str | None, app_roles: tuple[str, ...],
+                 second_session: Callable[[], psycopg.Connection] | None = None):
         self.conn = conn
         self.schema = schema
         self.umami_role = umami_role
         self.admin_role = admin_role
         self.declared_app_roles = app_roles
+        self.second_session = second_session
         self.queries = 0
+        self._counting = threading.Lock()
 
-    def fetch(self, statement: str | sql.Composable, params: dict[str, Any]) -> list[Any]:
-        """One query of the audit (the tenant matrix's included), counted."""
-        self.queries += 1
-        with self.conn.cursor(row_factory=namedtuple_row) as cur:
+    def fetch(self, statement: str | sql.Composable, params: dict[str, Any],
+              conn: psycopg.Connection | None = None) -> list[Any]:
+        """One query of the audit (the tenant matrix's included), counted; on `conn` or the audit's."""
+        conn = conn or self.conn
+        with self._counting:
+            self.queries += 1
+        with conn.cursor(row_factory=namedtuple_row) as cur:
             rows = cur.execute(statement, params).fetchall()
-        if not self.conn.autocommit:
-            self.conn.rollback()  # end the read-only transaction: no snapshot or lock is held between queries
+        if not conn.autocommit:
+            conn.rollback()  # end the read-only transaction: no snapshot or lock is held between queries
         return rows
+
+    def _fetch_on_second_session(self, statement: str, params: dict[str, Any]) -> list[Any] | None:
+        """`statement` on the second session; None when it cannot be opened (too many connections...)."""
+        try:
+            conn = self.second_session()
+        except OpsError:
+            return None
+        conn.execute(f"SELECT {SESSION_SETTINGS}")  # the principals query set them on the first
+        return self.fetch(statement, params, conn)
 
     @cached_property
     def principals(self) -> Principals:
@@ -286,7 +328,19 @@ class Catalog:
 
     @cached_property
     def relation_acls(self) -> list[AclRow]:
-        return [AclRow(*r) for r in self.fetch(RELATION_ACL_SQL, self._acl_params())]
+        """Relations' and columns' ACL rows (columns read at the same time on the second session)."""
+        params = self._acl_params()
+        columns = None
+        if self.second_session is not None:
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                on_second = pool.submit(self._fetch_on_second_session, COLUMN_ACL_SQL, params)
+                rows = self.fetch(RELATION_ACL_SQL, params)
+                columns = on_second.result()
+        else:
+            rows = self.fetch(RELATION_ACL_SQL, params)
+        if columns is None:
+            columns = self.fetch(COLUMN_ACL_SQL, params)
+        return [AclRow(*r) for r in rows + columns]
 
     @cached_property
     def object_acls(self) -> list[AclRow]:

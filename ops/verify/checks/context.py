@@ -2,10 +2,10 @@
 
 Connections are opened only when a selected check needs them, read-only, with
 statement and lock timeouts (ops.core.db.connect). The catalog audit runs as the
-admin/auditor when one is available, otherwise as the umami role itself (every
-catalog it reads is readable by any role). A statement that fails leaves its connection
-usable for the next family: `recover()` rolls back what is left open and drops a
-connection that broke, so the next use opens a new one.
+admin/auditor when one is available, on two of its sessions, otherwise as the umami
+role itself on one (every catalog it reads is readable by any role). A statement that
+fails leaves its connection usable for the next family: `recover()` rolls back what is
+left open and drops a connection that broke, so the next use opens a new one.
 """
 
 from __future__ import annotations
@@ -96,10 +96,16 @@ class Context:
             self._catalog.conn = self.audit_conn  # its connection broke: go on with a new one
         if self._catalog is None:
             db = self.outputs.database
+            # A second session of the admin reads one of the two large catalogs meanwhile; umami's own
+            # sessions are never doubled (its connection limit and the live-connection count).
             self._catalog = Catalog(self.audit_conn, schema=db.schema, umami_role=db.role,
                                     admin_role=db.admin_role or (self.admin.user if self.admin else None),
-                                    app_roles=db.application_roles)
+                                    app_roles=db.application_roles,
+                                    second_session=self._second_audit_session if self.admin else None)
         return self._catalog
+
+    def _second_audit_session(self) -> psycopg.Connection:
+        return self._open("admin, second session", self.admin)
 
     @property
     def audit_conn(self) -> psycopg.Connection:

@@ -9,8 +9,8 @@ is also an implicit member of `pg_database_owner`. PUBLIC (oid 0) applies to all
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 PUBLIC = 0
 DATABASE_OWNER_ROLE = "pg_database_owner"
@@ -18,8 +18,7 @@ DATABASE_OWNER_ROLE = "pg_database_owner"
 PLATFORM_ROLE_PREFIXES = ("pg_", "rds")
 
 
-@dataclass(frozen=True)
-class Role:
+class Role(NamedTuple):
     oid: int
     name: str
     superuser: bool
@@ -32,16 +31,14 @@ class Role:
     connlimit: int
 
 
-@dataclass(frozen=True)
-class Path:
+class Path(NamedTuple):
     """A membership path from a role (first) to a role it can act as (last)."""
 
     roles: tuple[int, ...]
     inherited: bool  # False: only usable after SET ROLE (a NOINHERIT member on the way)
 
 
-@dataclass(frozen=True)
-class Setting:
+class Setting(NamedTuple):
     """One `ALTER ROLE/DATABASE ... SET` entry: database 0 = every database, role 0 = every role."""
 
     database: int
@@ -90,26 +87,31 @@ class Principals:
         cache = self.__dict__.setdefault("_reach_cache", {})
         if start in cache:
             return cache[start]
+        inheriting = self._inheriting()
         paths: dict[int, Path] = {start: Path((start,), True)}
-        queue = deque([start])
-        while queue:
-            current = queue.popleft()
-            for granted in self.grants.get(current, ()):
-                if granted in paths:
-                    continue
-                inherited = paths[current].inherited and self._inherits(current)
-                paths[granted] = Path(paths[current].roles + (granted,), inherited)
-                queue.append(granted)
+        level = [start]
+        while level:  # breadth first, one level of memberships at a time
+            next_level = []
+            for current in level:
+                via = paths[current]
+                inherited = via.inherited and current in inheriting
+                for granted in self.grants.get(current, ()):
+                    if granted not in paths:
+                        paths[granted] = Path(via.roles + (granted,), inherited)
+                        next_level.append(granted)
+            level = next_level
         owner_role = self.by_name(DATABASE_OWNER_ROLE)
         if owner_role and owner_role.oid not in paths and self.database_owner in paths:
             via = paths[self.database_owner]
-            paths[owner_role.oid] = Path(via.roles + (owner_role.oid,), via.inherited and self._inherits(via.roles[-1]))
+            paths[owner_role.oid] = Path(via.roles + (owner_role.oid,), via.inherited and via.roles[-1] in inheriting)
         cache[start] = paths
         return paths
 
-    def _inherits(self, oid: int) -> bool:
-        role = self.roles.get(oid)
-        return bool(role and role.inherit)
+    def _inheriting(self) -> frozenset[int]:
+        """The roles with INHERIT (a path stays inherited only through them)."""
+        if "_inheriting_roles" not in self.__dict__:
+            self.__dict__["_inheriting_roles"] = frozenset(oid for oid, role in self.roles.items() if role.inherit)
+        return self.__dict__["_inheriting_roles"]
 
     def describe(self, path: Path) -> str:
         """'umami_user → reporting → pg_monitor (SET ROLE only)'."""
