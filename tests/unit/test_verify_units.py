@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from ops.verify.checks import ALL_CHECKS, FAMILIES
@@ -71,6 +73,18 @@ def test_reach_survives_membership_cycles():
 def test_database_owner_reaches_pg_database_owner():
     assert 9 in principals({}, db_owner=1).reach(1)
     assert 9 not in principals({}, db_owner=10).reach(1)
+
+
+def test_reached_by_is_reach_read_backwards_and_app_holder_is_the_first_app_role():
+    rng = random.Random(15)
+    for _ in range(200):
+        grants = {m: rng.sample(range(1, 12), k=rng.randint(0, 3)) for m in range(1, 12)}  # cycles included
+        p = principals(grants, db_owner=rng.choice([1, 4, 10]), noinherit=(2,))
+        p.app_roles = [p.roles[4], p.roles[11], p.roles[7]]
+        for target in range(1, 12):
+            assert p.reached_by(target) == {r for r in range(1, 12) if target in p.reach(r)}
+            first = next((a for a in p.app_roles if target in p.reach(a.oid)), None)
+            assert p.app_holder(target) == ((first, p.reach(first.oid)[target]) if first else None)
 
 
 def test_application_roles_are_discovered_without_platform_roles():

@@ -128,15 +128,36 @@ class Principals:
             self.__dict__["_umami_grantees"] = frozenset(self.umami_reach) | {PUBLIC}
         return self.__dict__["_umami_grantees"]
 
-    def app_reach(self) -> dict[int, tuple[Role, Path]]:
-        """Every role some application role can act as, with the first application role reaching it."""
-        if "_app_reach" not in self.__dict__:
-            reached: dict[int, tuple[Role, Path]] = {}
-            for app in self.app_roles:
-                for oid, path in self.reach(app.oid).items():
-                    reached.setdefault(oid, (app, path))
-            self.__dict__["_app_reach"] = reached
-        return self.__dict__["_app_reach"]
+    def reached_by(self, target: int) -> frozenset[int]:
+        """Every role that can act as `target`, itself included: the roles whose reach() holds it."""
+        cache = self.__dict__.setdefault("_reached_by_cache", {})
+        if target not in cache:
+            members = self._members()
+            found = {target}
+            level = [target]
+            while level:  # the memberships read backwards, one level at a time
+                level = [m for granted in level for m in members.get(granted, ()) if m not in found]
+                found.update(level)
+            owner_role = self.by_name(DATABASE_OWNER_ROLE)
+            if owner_role and target == owner_role.oid:  # the database's owner is its implicit member
+                found |= self.reached_by(self.database_owner)
+            cache[target] = frozenset(found)
+        return cache[target]
+
+    def _members(self) -> dict[int, list[int]]:
+        """Role -> its direct members (the grants read backwards), built once."""
+        if "_members_index" not in self.__dict__:
+            members: dict[int, list[int]] = {}
+            for member, granted in ((m, g) for m, gs in self.grants.items() for g in gs):
+                members.setdefault(granted, []).append(member)
+            self.__dict__["_members_index"] = members
+        return self.__dict__["_members_index"]
+
+    def app_holder(self, oid: int) -> tuple[Role, Path] | None:
+        """The first application role that can act as `oid`, with its path; None when none can."""
+        holders = self.reached_by(oid)
+        app = next((a for a in self.app_roles if a.oid in holders), None)
+        return (app, self.reach(app.oid)[oid]) if app else None
 
     def via(self, grantee: int, reach: dict[int, Path], who: str) -> str:
         """How `who` holds a grant made to `grantee`: directly, through PUBLIC or a membership path."""

@@ -18,12 +18,18 @@ from ops.verify.checks.catalog import AclRow, Catalog
 from ops.verify.checks.principals import PUBLIC, Path, Role, Setting
 
 
-def _app_grantees(catalog: Catalog) -> dict[int, tuple[Role, Path] | None]:
-    """Grantees through which an application role gets access: its reach and PUBLIC (umami: ISO-066)."""
-    p = catalog.principals
-    reach: dict[int, tuple[Role, Path] | None] = {oid: v for oid, v in p.app_reach().items() if oid != p.umami.oid}
-    reach[PUBLIC] = None
-    return reach
+class _AppGrantees:
+    """Grantees through which an application role gets access: the roles it can act as, and PUBLIC
+    (umami: ISO-066). `holders[grantee]` is the first such application role and its path (None: PUBLIC)."""
+
+    def __init__(self, catalog: Catalog):
+        self.p = catalog.principals
+
+    def __contains__(self, grantee: int) -> bool:
+        return grantee == PUBLIC or (grantee != self.p.umami.oid and self.p.app_holder(grantee) is not None)
+
+    def __getitem__(self, grantee: int) -> tuple[Role, Path] | None:
+        return None if grantee == PUBLIC else self.p.app_holder(grantee)
 
 
 def _holder(catalog: Catalog, grantee: int, via: tuple[Role, Path] | None) -> str:
@@ -56,7 +62,7 @@ def _in_schema(catalog: Catalog, kinds: tuple[str, ...]) -> list[AclRow]:
 
 def schema_access(catalog: Catalog) -> list[Finding]:
     p = catalog.principals
-    app = _app_grantees(catalog)
+    app = _AppGrantees(catalog)
     trusted = _trusted(catalog)
     findings = []
     for row in _in_schema(catalog, ("schema",)):
@@ -73,7 +79,7 @@ def schema_access(catalog: Catalog) -> list[Finding]:
 
 def object_access(catalog: Catalog) -> list[Finding]:
     p = catalog.principals
-    app = _app_grantees(catalog)
+    app = _AppGrantees(catalog)
     usage = catalog.schema_usage.get(p.schema_oid, set())
     grouped: dict[tuple[str, int], list[AclRow]] = {}
     for row in _in_schema(catalog, ("relation", "column")):
@@ -103,7 +109,7 @@ def grant_options(catalog: Catalog) -> list[Finding]:
 
 def onward_grants(catalog: Catalog) -> list[Finding]:
     p = catalog.principals
-    app = _app_grantees(catalog)
+    app = _AppGrantees(catalog)
     grouped: dict[tuple[str, int], list[AclRow]] = {}
     for row in _in_schema(catalog, ("relation", "column")):
         if row.owner == p.umami.oid and row.grantee not in app and row.grantee != p.umami.oid:
@@ -165,7 +171,7 @@ def privileged_app_roles(catalog: Catalog) -> list[Finding]:
     for app in p.app_roles:
         if app.superuser:
             findings.append(Finding(Severity.HIGH, app.name, "SUPERUSER: reverse isolation cannot be enforced"))
-        elif rds and rds.oid in p.reach(app.oid):
+        elif rds and app.oid in p.reached_by(rds.oid):
             findings.append(Finding(Severity.HIGH, app.name,
                                     f"member: {p.describe(p.reach(app.oid)[rds.oid])}: "
                                     "reverse isolation cannot be enforced"))
@@ -174,9 +180,10 @@ def privileged_app_roles(catalog: Catalog) -> list[Finding]:
 
 def acting_as_umami(catalog: Catalog) -> list[Finding]:
     p = catalog.principals
+    acting = p.reached_by(p.umami.oid)
     return [fixes.finding(Severity.HIGH, app.name, f"member: {p.describe(path)}",
                           fixes.revoke_membership(p, p.umami.oid, path.roles[-2]))
-            for app in p.app_roles if (path := p.reach(app.oid).get(p.umami.oid))]
+            for app in p.app_roles if app.oid in acting and (path := p.reach(app.oid)[p.umami.oid])]
 
 
 CHECKS = declare("reverse", {  # titles, severities, remediations: checks.toml
