@@ -6,8 +6,9 @@
    umami's own ownership;
 3. column ACLs, chosen the same way (on a second session, at the same time as 2, when the
    audit has one);
-4. other ACLs: schemas and databases (all entries), SECURITY DEFINER functions, large
-   objects, foreign-data wrappers, foreign servers and user mappings usable by umami;
+4. other ACLs: umami's schema and the databases (all entries), other schemas, SECURITY
+   DEFINER functions, large objects, foreign-data wrappers, foreign servers and user
+   mappings usable by umami;
 5. what umami owns or is granted anywhere (pg_shdepend, across databases);
 6. default privileges.
 
@@ -142,7 +143,7 @@ SELECT 'schema' AS kind, n.oid, n.oid AS nsp_oid, n.nspname AS schema, n.nspname
                WHERE ip.objoid = n.oid AND ip.classoid = 'pg_namespace'::regclass
                  AND i.grantee = a.grantee AND i.privilege_type = a.privilege_type) AS initial
 FROM pg_namespace n CROSS JOIN LATERAL aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) a
-WHERE {SYSTEM_SCHEMA_FILTER}
+WHERE {SYSTEM_SCHEMA_FILTER} AND (n.oid = %(schema_oid)s::oid OR a.grantee = ANY(%(grantees)s::oid[]))
 UNION ALL
 SELECT 'database', d.oid, NULL, NULL, d.datname, NULL, d.datdba, a.grantor, a.grantee, a.privilege_type,
        a.is_grantable, d.datacl IS NOT NULL, false
