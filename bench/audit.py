@@ -1,6 +1,6 @@
 """Benchmark: the catalog isolation audit on a large database, against a naive loop.
 
-    python -m bench.audit [--tables 10000] [--schemas 200] [--roles 500] [--repeat 7]
+    python -m bench.audit [--tables 10000] [--schemas 200] [--roles 500] [--repeat 3]
 
 Starts a throwaway Aurora-like PostgreSQL 15 (ops.engine.pgcluster.LocalCluster), builds
 an application of `--tables` tables in `--schemas` schemas owned by `--roles` roles
@@ -9,11 +9,12 @@ leaks to umami) in one transaction, applies the stack's privilege model with the
 offline rehearsal, then times:
 
 - the audit: every catalog check of ops.verify (roles ... reverse), queries counted, on two
-  sessions of the admin as `ops.verify` runs it;
+  sessions of the admin as `ops.verify` runs it, `--repeat` times before, between and after
+  the naive loops (the best run counts);
 - the naive way: one `has_table_privilege(umami, table, <all privileges>)` query per
   table outside the schema, measured in the same run on the same connection;
 - the pg_permissions way: ONE query cross-joining umami with every table outside the
-  schema and each privilege, calling `has_table_privilege` per privilege.
+  schema and each privilege, calling `has_table_privilege` per privilege (timed like the audit).
 
 It checks that all agree on which tables umami can use, prints the ratios, and
 exits 1 when a target is missed (audit <= 50 ms, <= 10 queries, >= 50x the loop).
@@ -231,22 +232,32 @@ class Result:
 
 
 def measure(target: Target, admin: str, sizes: Sizes, build_seconds: float, repeat: int) -> Result:
-    """Best of `repeat` audits and one run of each naive loop, on fresh read-only connections."""
+    """Best of 3 × `repeat` audits and cross-joins, one run of each naive loop, on fresh read-only connections."""
     # The build's objects (the rehearsal's program included) are frozen out of the collector's way
     # meanwhile: a one-off `python -m ops.verify` process has none of them to walk through.
     gc.collect()
     gc.freeze()
+    audits: list[Measure] = []
+    crosses: list[Measure] = []
     try:
         with connect(target, statement_timeout_ms=60_000) as conn, \
                 connect(target, statement_timeout_ms=60_000) as second:
             conn.autocommit = second.autocommit = True
-            audits = [audit_once(conn, second, admin) for _ in range(repeat)]
+
+            def sample() -> None:  # `repeat` runs of the audit and of the cross-join, now
+                audits.extend(audit_once(conn, second, admin) for _ in range(repeat))
+                crosses.extend(cross_join_once(conn) for _ in range(repeat))
+
+            # Sampled before, between and after the loops: a shared machine's busy spells hit all of them.
+            sample()
             naive = naive_once(conn, per_privilege=True)
+            sample()
             combined = naive_once(conn, per_privilege=False)
-            cross = min((cross_join_once(conn) for _ in range(repeat)), key=lambda m: m.seconds)
+            sample()
     finally:
         gc.unfreeze()
     audit = min(audits, key=lambda m: m.seconds)
+    cross = min(crosses, key=lambda m: m.seconds)
     for peer in (naive, combined, cross):
         if audit.tables != peer.tables:  # the comparison is only meaningful when all find the same
             raise OpsError(f"the audit and a peer disagree: {len(audit.tables)} vs {len(peer.tables)} tables")
@@ -280,7 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tables", type=int, default=10_000)
     parser.add_argument("--schemas", type=int, default=200)
     parser.add_argument("--roles", type=int, default=500)
-    parser.add_argument("--repeat", type=int, default=7, help="audits to run; the best one counts")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="audits (and cross-joins) to run before, between and after the loops; the best counts")
     args = parser.parse_args(argv)
     return run_command_line(report, args)
 
