@@ -9,7 +9,7 @@ import pytest
 
 from ops.core.errors import OpsError
 from ops.verify.checks.catalog import Catalog
-from tests.verify_support import ADMIN, APP, SUPERUSER, connect_as, inject
+from tests.verify_support import ADMIN, APP, SUPERUSER, UMAMI, connect_as, inject
 
 GRANTS = [
     (SUPERUSER, "GRANT SELECT (email) ON app.customers TO umami_user"),  # a column, to umami
@@ -17,6 +17,8 @@ GRANTS = [
     (SUPERUSER, "GRANT SELECT ON app.orders TO umami_user"),  # a table
     (APP, "CREATE TABLE app.notes (id int, body text)"),
     (APP, "GRANT INSERT (body) ON app.notes TO PUBLIC"),
+    (UMAMI, "CREATE TABLE umami.visits (id int, path text)"),  # in the schema: found through pg_depend
+    (UMAMI, "GRANT SELECT (path) ON umami.visits TO app_user"),
 ]
 
 
@@ -42,11 +44,11 @@ def test_two_sessions_read_what_one_reads(admin_sessions):
     rows = sorted_rows(shared)
     assert rows == sorted_rows(alone)
     assert alone.queries == shared.queries == 3  # principals, relations, columns
-    columns = {(r.name, r.detail, r.privilege, r.grantee) for r in shared.relation_acls
-               if r.kind == "column" and r.schema == "app"}
-    umami, public = shared.principals.umami.oid, 0
-    assert columns == {("customers", "email", "SELECT", umami), ("customers", "email", "UPDATE", public),
-                       ("notes", "body", "INSERT", public)}
+    columns = {(r.schema, r.name, r.detail, r.privilege, r.grantee) for r in shared.relation_acls
+               if r.kind == "column" and r.schema in ("app", "umami")}
+    umami, public, app = shared.principals.umami.oid, 0, shared.principals.by_name("app_user").oid
+    assert columns == {("app", "customers", "email", "SELECT", umami), ("app", "customers", "email", "UPDATE", public),
+                       ("app", "notes", "body", "INSERT", public), ("umami", "visits", "path", "SELECT", app)}
     # The columns' query was the second session's last statement.
     (last,) = first.execute("SELECT query FROM pg_stat_activity WHERE pid = %s",
                             (second.info.backend_pid,)).fetchone()
