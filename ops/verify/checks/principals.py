@@ -148,8 +148,9 @@ class Principals:
         """Role -> its direct members (the grants read backwards), built once."""
         if "_members_index" not in self.__dict__:
             members: dict[int, list[int]] = {}
-            for member, granted in ((m, g) for m, gs in self.grants.items() for g in gs):
-                members.setdefault(granted, []).append(member)
+            for member, granted_roles in self.grants.items():
+                for granted in granted_roles:
+                    members.setdefault(granted, []).append(member)
             self.__dict__["_members_index"] = members
         return self.__dict__["_members_index"]
 
